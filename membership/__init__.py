@@ -1,0 +1,57 @@
+"""Samiti: membership management for associations. `create_app` is the only thing here."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from flask import Flask
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def create_app(test_config: dict | None = None) -> Flask:
+    """Build the application: configuration, extensions, blueprints, commands. No work at import."""
+    import os
+
+    instance = (test_config or {}).get("INSTANCE_PATH") or os.environ.get("SAMITI_INSTANCE_PATH") \
+        or str(ROOT / "instance")
+    app = Flask(__name__, template_folder=str(ROOT / "templates"), instance_path=str(instance),
+                instance_relative_config=True)
+    from membership.config import load_config
+
+    load_config(app, test_config)
+
+    from membership import web
+    from membership.extensions import csrf, db, limiter, login_manager, migrate
+
+    db.init_app(app)
+    from membership.members.search_index import include_name
+
+    migrate.init_app(app, db, directory=str(ROOT / "migrations"), render_as_batch=True, compare_type=True,
+                     include_name=include_name)
+    csrf.init_app(app)
+    app.config.setdefault("RATELIMIT_STORAGE_URI", "memory://")
+    limiter.init_app(app)
+    login_manager.init_app(app)
+
+    import membership.models  # noqa: F401  (every model registered with the metadata)
+
+    web.init_app(app)
+
+    from membership.admin import bp as admin_bp
+    from membership.auth import bp as auth_bp
+    from membership.portal import bp as portal_bp
+    from membership.staff import bp as staff_bp
+
+    app.register_blueprint(auth_bp)
+    app.register_blueprint(staff_bp)
+    app.register_blueprint(admin_bp)
+    app.register_blueprint(portal_bp)
+    from membership.notifications.views import bp as mail_bp
+    app.register_blueprint(mail_bp)
+    from membership.signup import bp as signup_bp
+    app.register_blueprint(signup_bp)
+
+    from membership import cli
+
+    cli.init_app(app)
+    return app

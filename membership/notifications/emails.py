@@ -1,0 +1,120 @@
+"""The emails that domain events cause, and the member's one-click unsubscribe.
+
+Each queue_* function adds an outbox row in the caller's transaction (see outbox.enqueue) with
+a dedupe key that makes it at most once per event, and returns the row or None (duplicate, no
+address). The caller commits with the change that caused the email.
+"""
+from __future__ import annotations
+
+import hashlib
+from datetime import datetime
+
+from flask import current_app
+from itsdangerous import BadSignature, URLSafeSerializer
+from sqlalchemy import update
+from sqlalchemy.orm import Session
+
+from membership.core.services import record_activity, record_audit
+from membership.notifications import templating
+from membership.notifications.models import OutboxMessage
+from membership.notifications.outbox import enqueue
+
+UNSUBSCRIBE_SALT = "samiti.unsubscribe.v1"
+UNSUBSCRIBE_PATH = "/mail/unsubscribe/"
+
+
+def queue_welcome(session: Session, member, *, now: datetime, term=None) -> OutboxMessage | None:
+    """The welcome email of a new member (once per member). `term`: the first term, if any."""
+    return enqueue(session, template_key="welcome", dedupe_key=f"welcome:member:{member.id}", now=now,
+                   member=member, context={"term": term} if term is not None else None, source=member)
+
+
+def queue_receipt(session: Session, payment, *, now: datetime) -> OutboxMessage | None:
+    """The receipt email of a payment (once per payment), to the paying member, or for an
+    organisation to its primary contact, else the organisation's own address."""
+    member = payment.member
+    to_address = to_name = None
+    if member is None and payment.organization is not None:
+        org = payment.organization
+        contact = org.primary_contact
+        if contact is not None and contact.email:
+            member = contact
+        else:
+            to_address, to_name = org.email, org.name
+    if member is None and not to_address:
+        return None
+    return enqueue(session, template_key="payment_receipt", dedupe_key=f"receipt:payment:{payment.id}", now=now,
+                   member=member, to_address=to_address, to_name=to_name, context={"payment": payment},
+                   source=payment)
+
+
+def queue_password_reset(session: Session, user, *, reset_link: str, now: datetime,
+                         link_expires_in: str = "1 hour") -> OutboxMessage | None:
+    """A password-reset email to `user` (a User). Each link is its own email (keyed by the link)."""
+    digest = hashlib.sha256(reset_link.encode()).hexdigest()[:24]
+    return enqueue(session, template_key="password_reset", dedupe_key=f"password_reset:user:{user.id}:{digest}",
+                   now=now, member=user.member, to_address=user.email, to_name=user.name or None,
+                   context={"reset_link": reset_link, "link_expires_in": link_expires_in}, source=user)
+
+
+def queue_staff_digest(session: Session, user, *, digest_date, lines: list[str], now: datetime
+                       ) -> OutboxMessage | None:
+    """The staff digest of `digest_date` to a staff `user` (once per user and day)."""
+    return enqueue(session, template_key="staff_digest",
+                   dedupe_key=f"staff_digest:user:{user.id}:{digest_date.isoformat()}", now=now,
+                   to_address=user.email, to_name=user.name or user.email, category="staff",
+                   context={"digest_date": digest_date, "lines": list(lines),
+                            "staff_link": templating.link("/staff/")}, source=user)
+
+
+# ---------------------------------------------------------------- unsubscribe
+
+
+def _serializer() -> URLSafeSerializer:
+    return URLSafeSerializer(current_app.config["SECRET_KEY"], salt=UNSUBSCRIBE_SALT)
+
+
+def unsubscribe_token(member) -> str:
+    """A signed token naming the member. It does not expire: an unsubscribe link in an old
+    email must still work (RFC 8058)."""
+    return _serializer().dumps({"m": member.id})
+
+
+def unsubscribe_url(member) -> str:
+    return templating.link(UNSUBSCRIBE_PATH + unsubscribe_token(member))
+
+
+def member_from_token(session: Session, token: str):
+    """The member a token names, or None for a bad signature or a member who no longer exists."""
+    from membership.members.models import Member
+
+    try:
+        data = _serializer().loads(token)
+    except BadSignature:
+        return None
+    if not isinstance(data, dict) or not isinstance(data.get("m"), int):
+        return None
+    return session.get(Member, data["m"])
+
+
+def unsubscribe(session: Session, member, *, now: datetime, via: str) -> bool:
+    """Turn off marketing emails for `member` and cancel the marketing emails still queued.
+
+    Records a 'profile_updated' activity and an audit row. Returns False when the member had
+    already opted out (nothing written). Caller commits.
+    """
+    if not member.marketing_opt_in:
+        return False
+    member.marketing_opt_in = False
+    member.updated_at = now
+    cancelled = session.execute(
+        update(OutboxMessage).where(OutboxMessage.member_id == member.id, OutboxMessage.category == "marketing",
+                                    OutboxMessage.status == "queued").values(status="cancelled")).rowcount
+    record_activity(session, member_id=member.id, kind="profile_updated", occurred_at=now, source=member,
+                    detail={"marketing_opt_in": False, "via": via})
+    record_audit(session, actor=None, action="member.unsubscribe", entity=member, now=now, member_id=member.id,
+                 summary=f"Unsubscribed from marketing emails ({via})"
+                 + (f"; {cancelled} queued email(s) cancelled" if cancelled else ""),
+                 changes={"marketing_opt_in": [True, False]})
+    session.flush()
+    return True

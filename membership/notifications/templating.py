@@ -1,0 +1,733 @@
+"""Email templates: the shipped defaults, staff edits, the placeholders and sandboxed rendering.
+
+Every template has a subject, a plain-text body and an optional HTML body. The shipped defaults
+are files in `defaults/` (`<key>.subject.txt`, `<key>.txt`, `<key>.html`); a staff edit is an
+EmailTemplate row that replaces them until it is reset (the row is deleted).
+
+Staff write templates, so they render in Jinja's immutable sandbox with strict undefined
+values: `{{ ''.__class__ }}` or an unknown placeholder is a clear error at save time, never a
+500 and never code execution. The context holds plain values only (strings, numbers, small
+dicts), never ORM objects, so nothing a template calls can reach the database.
+
+The reason a service email is sent and the unsubscribe link of a marketing email are added by
+`render_email` below the body, outside the staff-editable part, so an edit cannot drop them.
+"""
+from __future__ import annotations
+
+import functools
+import operator
+import traceback
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from babel.dates import format_date as babel_format_date
+from babel.numbers import format_currency
+from flask import current_app
+from jinja2 import StrictUndefined, TemplateError, TemplateSyntaxError, UndefinedError
+from jinja2.sandbox import ImmutableSandboxedEnvironment, SecurityError
+from markupsafe import Markup, escape
+from sqlalchemy import bindparam, select
+from sqlalchemy.orm import Session
+
+from membership.core.errors import ValidationError
+from membership.core.services import record_audit
+from membership.core.time import local_date, to_local, tz
+from membership.notifications.models import EmailTemplate
+
+DEFAULTS_DIR = Path(__file__).resolve().parent / "defaults"
+CATEGORIES = ("service", "marketing", "staff")
+
+SUBJECT_MAX = 300
+BODY_MAX = 100_000
+OUTPUT_MAX = 500_000  # a rendered body larger than this is refused (a loop gone wild)
+
+# Placeholders every template may use (shown to staff on the edit page).
+COMMON_PLACEHOLDERS = (
+    ("association_name", "The association's name"),
+    ("recipient_name", "The recipient's full name"),
+    ("member.first_name", "First name"),
+    ("member.last_name", "Last name"),
+    ("member.full_name", "First and last name"),
+    ("member.member_number", "Member number"),
+    ("member.email", "Email address"),
+    ("plan_name", "Name of the member's plan"),
+    ("expiry_date", "End date of the membership term, e.g. 15 July 2026"),
+    ("days_left", "Days from today to the end date (negative once it has passed)"),
+    ("days_overdue", "Days since the end date (0 before it)"),
+    ("grace_end_date", "Last day of the grace period after the end date"),
+    ("renewal_link", "Link to the renewal page of the member portal"),
+    ("portal_link", "Link to the member portal"),
+    ("unsubscribe_link", "One-click unsubscribe link (marketing emails only; empty otherwise)"),
+    ("today", "Today's date"),
+)
+
+
+@dataclass(frozen=True)
+class TemplateInfo:
+    key: str
+    name: str
+    description: str  # when Samiti sends it
+    category: str  # service / marketing / staff
+    reason: str  # completes "You received this email because ..."; a sandboxed template itself
+    placeholders: tuple[tuple[str, str], ...] = ()  # extra to COMMON_PLACEHOLDERS
+    sample: dict[str, Any] = field(default_factory=dict)  # values of the extras for previews
+    # The sent text holds a secret (a password-reset link): staff pages show only its headers.
+    sensitive: bool = False
+
+
+_REMINDER_REASON = ("you are a member of {{ association_name }} and your membership ends on {{ expiry_date }}. "
+                    "We remind every member before their membership ends.")
+
+TEMPLATES: dict[str, TemplateInfo] = {t.key: t for t in (
+    TemplateInfo("welcome", "Welcome", "When a member joins.", "service",
+                 "you have just joined {{ association_name }}."),
+    TemplateInfo(
+        "payment_receipt", "Payment receipt", "When a payment is recorded.", "service",
+        "you made a payment to {{ association_name }} (receipt {{ receipt_number }}).",
+        (("receipt_number", "Receipt number, e.g. R-2026-00042"), ("amount", "Amount with currency"),
+         ("payment_date", "Date the payment was received"), ("payment_method", "Cash, card, ..."),
+         ("payment_reference", "Reference given with the payment (may be empty)"),
+         ("term_start", "First day of the term paid for (may be empty)"),
+         ("term_end", "Last day of the term paid for (may be empty)")),
+        {"receipt_number": "R-2026-00042", "amount": "BDT 5,000.00", "payment_date": "15 June 2026",
+         "payment_method": "Bank transfer", "payment_reference": "TRX-1234", "term_start": "1 July 2026",
+         "term_end": "30 June 2027"}),
+    TemplateInfo("renewal_reminder_30", "Renewal reminder, 30 days before",
+                 "30 days before a term ends (default reminder rule).", "service", _REMINDER_REASON),
+    TemplateInfo("renewal_reminder_7", "Renewal reminder, 7 days before",
+                 "7 days before a term ends (default reminder rule).", "service", _REMINDER_REASON),
+    TemplateInfo("renewal_due_today", "Renewal due today",
+                 "On the day a term ends (default reminder rule).", "service", _REMINDER_REASON),
+    TemplateInfo("renewal_reminder", "Renewal reminder (any day)",
+                 "For reminder rules you add: adapts its wording to the days left or passed.", "service",
+                 "you are a member of {{ association_name }} and your membership "
+                 "{{ 'ended' if days_left < 0 else 'ends' }} on {{ expiry_date }}."),
+    TemplateInfo("grace_notice", "Grace period notice",
+                 "14 days after a term ends, while the member is in the grace period (default reminder rule).",
+                 "service",
+                 "your {{ association_name }} membership ended on {{ expiry_date }} and can be renewed "
+                 "without a break until {{ grace_end_date }}."),
+    TemplateInfo("lapsed_notice", "Lapsed notice", "When a membership lapses after its grace period.",
+                 "service", "your {{ association_name }} membership has lapsed."),
+    TemplateInfo(
+        "password_reset", "Password reset", "When someone asks to reset a password.", "service",
+        "someone asked to reset the password of your {{ association_name }} account.",
+        (("reset_link", "The link that sets a new password"),
+         ("link_expires_in", "How long the link works, e.g. 1 hour")),
+        {"reset_link": "https://example.org/reset/abc123", "link_expires_in": "1 hour"}, sensitive=True),
+    TemplateInfo(
+        "staff_digest", "Staff digest", "A summary for staff (sent by the scheduler).", "staff",
+        "you are on the staff of {{ association_name }}.",
+        (("digest_date", "The day the summary is about"), ("lines", "The summary, one line per item"),
+         ("staff_link", "Link to the staff portal")),
+        {"digest_date": "15 June 2026", "staff_link": "https://example.org/staff/",
+         "lines": ["3 new members", "12 renewals due in the next 30 days", "1 email failed"]}),
+    # ---- member portal: joining online, email changes, the staff approval queue (membership.signup)
+    TemplateInfo(
+        "confirm_email", "Confirm email (joining)", "When someone applies to join online.", "service",
+        "someone, we hope you, asked to join {{ association_name }} with this email address.",
+        (("confirm_link", "The link that confirms the address"),
+         ("link_expires_in", "How long the link works, e.g. 3 days")),
+        {"confirm_link": "https://example.org/join/confirm/abc123", "link_expires_in": "3 days"}, sensitive=True),
+    TemplateInfo(
+        "account_exists", "Account already exists",
+        "When someone tries to join with an address that already belongs to a member.", "service",
+        "someone tried to join {{ association_name }} with this email address.",
+        (("login_link", "Link to the sign-in page"), ("forgot_link", "Link to 'forgot password'")),
+        {"login_link": "https://example.org/login", "forgot_link": "https://example.org/password/forgot"}),
+    TemplateInfo(
+        "email_change_confirm", "Confirm a new email address",
+        "When a member asks to change their email address (sent to the new address).", "service",
+        "someone asked to use this address for a {{ association_name }} account.",
+        (("confirm_link", "The link that makes the change"), ("link_expires_in", "How long the link works"),
+         ("new_email", "The new address"), ("old_email", "The current address")),
+        {"confirm_link": "https://example.org/account/email/confirm/abc123", "link_expires_in": "24 hours",
+         "new_email": "ada.new@example.org", "old_email": "ada@example.org"}, sensitive=True),
+    TemplateInfo(
+        "email_changed", "Email address changed", "When a member's email address has changed (sent to the old "
+        "address).", "service", "this was the email address of your {{ association_name }} account.",
+        (("new_email", "The new address"), ("old_email", "The old address")),
+        {"new_email": "ada.new@example.org", "old_email": "ada@example.org"}),
+    TemplateInfo(
+        "application_received", "Application received",
+        "When an applicant confirms their email and the membership waits for payment or approval.", "service",
+        "you applied to join {{ association_name }}.",
+        (("needs_approval", "True when staff must approve the application"),
+         ("needs_payment", "True when a payment is due"), ("amount_due", "The amount to pay, with currency"),
+         ("payment_instructions", "How to pay (the PAYMENT_INSTRUCTIONS setting)")),
+        {"needs_approval": True, "needs_payment": True, "amount_due": "BDT 1,500.00",
+         "payment_instructions": "Pay by bank transfer and quote your member number."}),
+    TemplateInfo(
+        "application_approved", "Application approved", "When staff approve an application.", "service",
+        "you applied to join {{ association_name }}.",
+        (("needs_payment", "True when a payment is due"), ("amount_due", "The amount to pay, with currency"),
+         ("payment_instructions", "How to pay (the PAYMENT_INSTRUCTIONS setting)")),
+        {"needs_payment": True, "amount_due": "BDT 1,500.00",
+         "payment_instructions": "Pay by bank transfer and quote your member number."}),
+    TemplateInfo(
+        "application_declined", "Application declined", "When staff decline an application.", "service",
+        "you applied to join {{ association_name }}.",
+        (("decline_reason", "The reason staff gave"),),
+        {"decline_reason": "This plan is for students; please choose the standard plan."}),
+    # ---- member portal: help requests and account closure (membership.support, membership.privacy)
+    TemplateInfo(
+        "help_reply", "Reply to a help request", "When staff reply to a member's help request.", "service",
+        "you asked {{ association_name }} for help (request #{{ request_number }}).",
+        (("request_number", "Number of the help request, e.g. 42"), ("request_subject", "Subject of the request"),
+         ("reply_text", "The staff reply"), ("staff_name", "Name of the staff member who replied (may be empty)"),
+         ("request_link", "Link to the request in the member portal")),
+        {"request_number": "42", "request_subject": "Where is my receipt?", "staff_name": "Sam",
+         "reply_text": "Hello Ada,\nYour receipt is in the portal under My membership.",
+         "request_link": "https://example.org/my/help/42"}),
+    TemplateInfo(
+        "closure_confirmed", "Account closed", "When staff confirm a member's request to close their account.",
+        "service", "you asked {{ association_name }} to close your account (request #{{ request_number }}).",
+        (("request_number", "Number of the closure request"),), {"request_number": "7"}),
+    TemplateInfo(
+        "closure_declined", "Account closure declined",
+        "When staff decline a member's request to close their account.", "service",
+        "you asked {{ association_name }} to close your account (request #{{ request_number }}).",
+        (("request_number", "Number of the closure request"), ("decision_note", "Why staff declined it"),
+         ("data_link", "Link to the My data page of the member portal")),
+        {"request_number": "7", "decision_note": "You have an unpaid event booking; please contact us first.",
+         "data_link": "https://example.org/my/data"}),
+)}
+
+
+@dataclass(frozen=True)
+class Source:
+    subject: str
+    body_text: str
+    body_html: str | None
+    is_custom: bool = False
+
+
+@dataclass(frozen=True)
+class Rendered:
+    subject: str
+    body_text: str
+    body_html: str | None
+
+
+class TemplateProblem(ValidationError):
+    """A template that does not compile or render; `field` says which part (subject, body_text, body_html)."""
+
+
+# ---------------------------------------------------------------- the sandbox
+
+
+MAX_NUMBER_ARG = 10_000  # the largest number a template may pass to a method or filter
+MAX_RANGE = 1_000
+
+
+class _Sandbox(ImmutableSandboxedEnvironment):
+    """Jinja's immutable sandbox (no unsafe attributes, no mutation), plus limits on the work a
+    template can ask for, since staff write them and the scheduler renders them unattended:
+    no huge repeats or powers, no printf-style `%`, no big numbers passed to methods or filters
+    (`'x'.center(10**9)`), `range` up to 1,000, no `format` calls (a width in a format string
+    is a number we cannot see), and (checked when compiling) no loop inside a loop and no macros.
+    """
+
+    intercepted_binops = frozenset(["*", "**", "%"])
+
+    def call_binop(self, context, operator_name, left, right):
+        if operator_name == "**":
+            if isinstance(right, (int, float)) and abs(right) > 100:
+                raise SecurityError("the exponent is too large")
+            return operator.pow(left, right)
+        if operator_name == "*":
+            for seq, n in ((left, right), (right, left)):
+                if isinstance(seq, (str, list, tuple)) and isinstance(n, int) and len(seq) * n > 10_000:
+                    raise SecurityError("the repeated value would be too large")
+            return operator.mul(left, right)
+        if operator_name == "%":
+            if isinstance(left, str):
+                raise SecurityError("printf-style formatting with % is not available; use {{ placeholders }}")
+            return operator.mod(left, right)
+        return super().call_binop(context, operator_name, left, right)
+
+    def call(__self, __context, __obj, *args, **kwargs):  # noqa: N805 - Jinja's signature
+        if getattr(__obj, "__name__", "") in ("format", "format_map"):
+            raise SecurityError("format() is not available in email templates; use {{ placeholders }}")
+        _check_numbers(args, kwargs)
+        return super().call(__context, __obj, *args, **kwargs)
+
+
+def _check_numbers(args, kwargs) -> None:
+    for value in (*args, *kwargs.values()):
+        if isinstance(value, (int, float)) and not isinstance(value, bool) and abs(value) > MAX_NUMBER_ARG:
+            raise SecurityError(f"numbers above {MAX_NUMBER_ARG:,} cannot be passed to a method or filter")
+
+
+def _guard_filter(func):
+    @functools.wraps(func)  # keeps Jinja's pass_context/pass_environment marks
+    def guarded(*args, **kwargs):
+        _check_numbers(args[1:], kwargs)
+        return func(*args, **kwargs)
+    return guarded
+
+
+def _safe_range(*args):
+    _check_numbers(args, {})
+    r = range(*args)
+    if len(r) > MAX_RANGE:
+        raise SecurityError(f"range() is limited to {MAX_RANGE:,} numbers in email templates")
+    return r
+
+
+def _make_env(autoescape: bool) -> _Sandbox:
+    env = _Sandbox(undefined=StrictUndefined, autoescape=autoescape, trim_blocks=True, lstrip_blocks=True,
+                   keep_trailing_newline=False)
+    for name in ("lipsum", "cycler", "joiner", "namespace", "dict"):
+        env.globals.pop(name, None)
+    env.globals["range"] = _safe_range
+    env.filters.pop("format", None)
+    env.filters = {name: _guard_filter(f) for name, f in env.filters.items()}
+    return env
+
+
+_TEXT_ENV = _make_env(False)
+_HTML_ENV = _make_env(True)
+
+
+def _check_structure(env: _Sandbox, source: str) -> None:
+    """Refuse a loop inside a loop, macros and includes: with them a template's work has no bound."""
+    from jinja2 import nodes
+
+    def walk(node, loops: int) -> None:
+        if isinstance(node, (nodes.Macro, nodes.CallBlock)):
+            raise SecurityError(f"macros are not available in email templates (line {node.lineno})")
+        if isinstance(node, (nodes.Include, nodes.Import, nodes.FromImport, nodes.Extends)):
+            raise SecurityError(f"email templates cannot include other templates (line {node.lineno})")
+        if isinstance(node, nodes.For):
+            if loops:
+                raise SecurityError(f"a loop inside a loop is not allowed in email templates (line {node.lineno})")
+            loops += 1
+        for child in node.iter_child_nodes():
+            walk(child, loops)
+
+    walk(env.parse(source), 0)
+
+
+@functools.lru_cache(maxsize=512)
+def _compile(kind: str, source: str):
+    env = _HTML_ENV if kind == "html" else _TEXT_ENV
+    _check_structure(env, source)
+    return env.from_string(source)
+
+
+def _template_line(exc: BaseException) -> int | None:
+    lineno = getattr(exc, "lineno", None)
+    if lineno:
+        return lineno
+    for frame in reversed(traceback.extract_tb(exc.__traceback__)):
+        if frame.filename == "<template>":
+            return frame.lineno
+    return None
+
+
+def explain(exc: BaseException) -> str:
+    """A message staff can act on, for an error raised while compiling or rendering a template."""
+    line = _template_line(exc)
+    where = f" (line {line})" if line else ""
+    if isinstance(exc, TemplateSyntaxError):
+        return f"Template syntax error{where}: {exc.message}"
+    if isinstance(exc, SecurityError):
+        return f"Not allowed in an email template{where}: {exc}"
+    if isinstance(exc, UndefinedError):
+        text = str(exc)
+        if "has no attribute" in text:
+            attr = text.rsplit("attribute", 1)[-1].strip(" '\"")
+            return f"Unknown placeholder{where}: '{attr}' does not exist here ({text})."
+        if text.endswith("is undefined"):
+            return f"Unknown placeholder{where}: {text.removesuffix(' is undefined')} is not one of the placeholders."
+        return f"Unknown placeholder{where}: {text}"
+    if isinstance(exc, TemplateError):
+        return f"Template error{where}: {exc}"
+    return f"The template could not be rendered{where}: {type(exc).__name__}: {exc}"
+
+
+def _render_one(kind: str, source: str, context: dict[str, Any]) -> str:
+    out = _compile(kind, source).render(context)
+    if len(out) > OUTPUT_MAX:
+        raise SecurityError("the rendered text is too long")
+    return out
+
+
+# ---------------------------------------------------------------- sources
+
+
+def is_sensitive(key: str) -> bool:
+    """True for emails whose text staff must not read (it holds a password-reset link)."""
+    info = TEMPLATES.get(key)
+    return info is None or info.sensitive
+
+
+def _info(key: str) -> TemplateInfo:
+    try:
+        return TEMPLATES[key]
+    except KeyError:
+        raise ValueError(f"unknown email template {key!r}") from None
+
+
+@functools.lru_cache(maxsize=64)
+def default_source(key: str) -> Source:
+    """The shipped default of `key`, read from the files in defaults/."""
+    _info(key)
+    subject = (DEFAULTS_DIR / f"{key}.subject.txt").read_text(encoding="utf-8").strip()
+    text = (DEFAULTS_DIR / f"{key}.txt").read_text(encoding="utf-8")
+    html_path = DEFAULTS_DIR / f"{key}.html"
+    html = html_path.read_text(encoding="utf-8") if html_path.exists() else None
+    return Source(subject=subject, body_text=text, body_html=html)
+
+
+def custom_row(session: Session, key: str) -> EmailTemplate | None:
+    return session.scalar(select(EmailTemplate).where(EmailTemplate.key == key))
+
+
+_CUSTOM = select(EmailTemplate.subject, EmailTemplate.body_text, EmailTemplate.body_html).where(
+    EmailTemplate.key == bindparam("key"))
+
+
+def current_source(session: Session, key: str) -> Source:
+    """The staff edit of `key` if there is one, else the shipped default.
+
+    Looked up once per transaction and key: a reminder run queueing thousands of emails reads
+    the template once (an edit saved meanwhile applies from the caller's next transaction).
+    """
+    _info(key)
+    if hasattr(session, "registry"):  # a scoped_session (db.session): its current Session
+        session = session()
+    transaction = session.get_transaction()
+    cache = session.info.get("samiti.email_templates")
+    if cache is None or cache[0] is not transaction:
+        cache = session.info["samiti.email_templates"] = (transaction, {})
+    source = cache[1].get(key)
+    if source is None:
+        row = session.execute(_CUSTOM, {"key": key}).first()
+        source = default_source(key) if row is None else Source(
+            subject=row.subject, body_text=row.body_text, body_html=row.body_html or None, is_custom=True)
+        if transaction is not None:
+            cache[1][key] = source
+    return source
+
+
+# ---------------------------------------------------------------- context
+
+
+def _config(name: str, default: str = "") -> str:
+    return current_app.config.get(name) or default
+
+
+def format_day(value: date | datetime | None) -> str:
+    """A date as the association writes it (e.g. 15 July 2026); datetimes in its time zone."""
+    if value is None:
+        return ""
+    if isinstance(value, datetime):
+        value = to_local(value).date()
+    return _format_date(value, _config("LOCALE", "en_GB"))
+
+
+@functools.lru_cache(maxsize=4096)
+def _format_date(value: date, locale: str) -> str:
+    # Babel is slow per call, and a reminder run formats the same few end dates thousands of times.
+    return babel_format_date(value, format="long", locale=locale)
+
+
+@functools.lru_cache(maxsize=4096)
+def _format_money(minor: int, currency: str, locale: str) -> str:
+    return format_currency(Decimal(minor) / 100, currency, locale=locale)
+
+
+def format_money(minor: int, currency: str) -> str:
+    return _format_money(minor, currency, _config("LOCALE", "en_GB"))
+
+
+def link(path: str) -> str:
+    """An absolute link to `path` on this Samiti (BASE_URL + path), usable from the scheduler."""
+    return _config("BASE_URL", "http://127.0.0.1:5000").rstrip("/") + path
+
+
+def member_view(member=None, *, name: str = "", email: str = "") -> dict[str, str]:
+    if member is None:
+        first = name.split()[0] if name.split() else ""
+        return {"first_name": first, "last_name": " ".join(name.split()[1:]), "full_name": name,
+                "member_number": "", "email": email}
+    return {"first_name": member.first_name or "", "last_name": member.last_name or "",
+            "full_name": member.full_name, "member_number": member.member_number or "",
+            "email": member.email or ""}
+
+
+def term_values(term, today: date) -> dict[str, Any]:
+    """Placeholders that describe a membership term (a Membership row)."""
+    values: dict[str, Any] = {"plan_name": term.plan.name if term.plan is not None else "",
+                              "term_start": format_day(term.starts_on), "term_end": format_day(term.ends_on)}
+    values.update(_end_values(term.ends_on, term.grace_days or 0, today))
+    return values
+
+
+def _end_values(ends_on: date | None, grace_days: int, today: date) -> dict[str, Any]:
+    if ends_on is None:
+        return {"expiry_date": "", "days_left": 0, "days_overdue": 0, "grace_end_date": ""}
+    left = (ends_on - today).days
+    return {"expiry_date": format_day(ends_on), "days_left": left, "days_overdue": max(0, -left),
+            "grace_end_date": format_day(ends_on + timedelta(days=grace_days))}
+
+
+def payment_values(payment) -> dict[str, Any]:
+    """Placeholders that describe a payment (a Payment row)."""
+    values = {"receipt_number": payment.receipt_number, "amount": format_money(payment.amount_minor, payment.currency),
+              "payment_date": format_day(payment.received_at),
+              "payment_method": (payment.method or "").replace("_", " ").capitalize(),
+              "payment_reference": payment.reference or ""}
+    return values
+
+
+def _plain(value: Any, key: str) -> Any:
+    """Context values must be plain: no ORM objects (a template could call their methods)."""
+    if value is None or isinstance(value, (str, int, float, bool, Decimal)):
+        return value
+    if isinstance(value, (datetime, date)):
+        return format_day(value)
+    if isinstance(value, (list, tuple)):
+        return [_plain(v, key) for v in value]
+    if isinstance(value, dict):
+        return {str(k): _plain(v, key) for k, v in value.items()}
+    raise TypeError(f"email context value {key!r} is a {type(value).__name__}; pass plain values "
+                    "(str, int, date, list, dict) or use the 'term', 'payment' and 'member' keys")
+
+
+def build_context(*, now: datetime, member=None, to_name: str = "", to_address: str = "",
+                  extra: dict[str, Any] | None = None, unsubscribe_link: str = "") -> dict[str, Any]:
+    """The placeholders of one email: the standard ones, then `extra` on top.
+
+    `extra` may hold a Membership under "term" and a Payment under "payment"; they become their
+    placeholders (plan_name, expiry_date, days_left..., receipt_number, amount...). Without a
+    term, the member's cached plan and expiry date are used.
+    """
+    from membership.plans.models import Membership, Payment  # domain models, imported late
+
+    today = local_date(now, tz())
+    extra = dict(extra or {})
+    term = extra.pop("term", None)
+    payment = extra.pop("payment", None)
+    if "member" in extra and not isinstance(extra["member"], dict):
+        member = member or extra.pop("member")
+    ctx: dict[str, Any] = {
+        "association_name": _config("ASSOCIATION_NAME", "Samiti"),
+        "association_address": _config("ASSOCIATION_ADDRESS"),
+        "recipient_name": (member.full_name if member is not None else to_name) or to_name,
+        "member": member_view(member, name=to_name, email=to_address),
+        "plan_name": "", "term_start": "", "term_end": "",
+        "renewal_link": link("/my/renew"), "portal_link": link("/my/"),
+        "unsubscribe_link": unsubscribe_link, "today": format_day(today),
+    }
+    if member is not None and member.plan is not None:
+        ctx["plan_name"] = member.plan.name
+    ctx.update(_end_values(member.expires_on if member is not None else None, 0, today))
+    if member is not None and member.expires_on is not None and member.plan is not None:
+        ctx.update(_end_values(member.expires_on, member.plan.grace_days or 0, today))
+    if payment is not None:
+        if not isinstance(payment, Payment):
+            raise TypeError("'payment' in an email context must be a Payment")
+        ctx.update(payment_values(payment))
+        term = term or payment.membership
+    if term is not None:
+        if not isinstance(term, Membership):
+            raise TypeError("'term' in an email context must be a Membership")
+        ctx.update(term_values(term, today))
+    for key, value in extra.items():
+        ctx[key] = _plain(value, key)
+    return ctx
+
+
+def sample_context(key: str, *, now: datetime, member=None) -> dict[str, Any]:
+    """The context used to check a template and to preview it: a real member when given (with
+    their current term and latest payment), made-up values for everything else."""
+    info = _info(key)
+    today = local_date(now, tz())
+    ctx = build_context(now=now, member=member, to_name="Ada Lovelace", to_address="ada@example.org",
+                        unsubscribe_link=link("/mail/unsubscribe/preview-token"))
+    if member is None:
+        ctx.update({"plan_name": "Annual membership", "term_start": format_day(today - timedelta(days=335)),
+                    "term_end": format_day(today + timedelta(days=30))})
+        ctx["member"]["member_number"] = "M-00042"
+        ctx.update(_end_values(today + timedelta(days=30), 30, today))
+    ctx.update({k: _plain(v, k) for k, v in info.sample.items() if k not in ctx})
+    if member is not None:
+        _add_member_payment(ctx, member, today)
+    return ctx
+
+
+def _add_member_payment(ctx: dict[str, Any], member, today: date) -> None:
+    from membership.extensions import db
+    from membership.plans.models import Payment
+
+    payment = db.session.scalar(select(Payment).where(Payment.member_id == member.id)
+                                .order_by(Payment.received_at.desc(), Payment.id.desc()).limit(1))
+    if payment is not None:
+        ctx.update(payment_values(payment))
+        if payment.membership is not None:
+            ctx.update(term_values(payment.membership, today))
+
+
+# ---------------------------------------------------------------- rendering
+
+
+def render_source(source: Source, context: dict[str, Any]) -> Rendered:
+    """Render subject, text and HTML. Raises TemplateProblem (with the field) on any template error."""
+    parts: dict[str, str | None] = {}
+    for name, kind, text in (("subject", "text", source.subject), ("body_text", "text", source.body_text),
+                             ("body_html", "html", source.body_html)):
+        if text is None or not text.strip():
+            parts[name] = None
+            continue
+        try:
+            parts[name] = _render_one(kind, text, context)
+        except Exception as exc:  # any template failure, including SecurityError and TypeError
+            raise TemplateProblem(explain(exc), field=name) from exc
+    subject = " ".join((parts["subject"] or "").split())  # one line, whatever the template did
+    return Rendered(subject=subject, body_text=parts["body_text"] or "", body_html=parts["body_html"])
+
+
+def reason_text(key: str, context: dict[str, Any]) -> str:
+    """The shipped reason of `key` (why the recipient gets it), rendered with the context."""
+    return " ".join(_render_one("text", _info(key).reason, context).split())
+
+
+_HTML_LAYOUT = Markup(
+    '<!doctype html>\n<html lang="en">\n<head><meta charset="utf-8">'
+    '<meta name="viewport" content="width=device-width, initial-scale=1"><title>{title}</title></head>\n'
+    '<body style="margin:0;padding:16px;background:#f6f7f9;">\n'
+    '<div style="max-width:600px;margin:0 auto;background:#ffffff;padding:24px;'
+    'font-family:Arial,Helvetica,sans-serif;font-size:15px;line-height:1.5;color:#1d2125;">\n'
+    '{body}\n'
+    '<hr style="border:0;border-top:1px solid #dee2e6;margin:24px 0 12px;">\n'
+    '<p style="font-size:12px;color:#5c636a;margin:0;">{footer}</p>\n'
+    '</div>\n</body>\n</html>\n')
+
+
+def render_email(session: Session, key: str, context: dict[str, Any], *, category: str,
+                 reason: str | None = None, unsubscribe_link: str = "",
+                 source: Source | None = None) -> tuple[Rendered, str]:
+    """The finished email of template `key`: body plus the footer Samiti adds.
+
+    A service email's footer says why it was sent (`reason`, or the template's shipped reason);
+    a marketing email's footer carries the unsubscribe link. A staff edit that fails to render
+    (it passed validation, but meets a context it was not checked against) falls back to the
+    shipped default, so the email still goes out; the failure is logged.
+    Returns (rendered, reason).
+    """
+    info = _info(key)
+    source = source or current_source(session, key)
+    try:
+        rendered = render_source(source, context)
+    except TemplateProblem:
+        if not source.is_custom:
+            raise
+        current_app.logger.warning("email template %r failed to render; using the shipped default", key,
+                                   exc_info=True)
+        rendered = render_source(default_source(key), context)
+    association = context.get("association_name", "")
+    if reason is None:
+        reason = reason_text(key, context)
+    reason = " ".join(str(reason).split())
+    if category == "marketing":
+        foot_text = (f"You receive this email because you asked for news from {association}.\n"
+                     f"Unsubscribe: {unsubscribe_link}")
+        foot_html = Markup('You receive this email because you asked for news from {}. '
+                           '<a href="{}">Unsubscribe</a>.').format(association, unsubscribe_link)
+    elif category == "staff":
+        foot_text = f"An automated message for staff of {association}" + (f": {reason}" if reason else ".")
+        foot_html = escape(foot_text)
+    else:
+        foot_text = f"{association}\nYou received this email because {reason}" if reason else association
+        foot_html = Markup("{}<br>You received this email because {}").format(association, reason) if reason \
+            else escape(association)
+    text = rendered.body_text.rstrip() + "\n\n-- \n" + foot_text + "\n"
+    html = None
+    if rendered.body_html:
+        html = str(_HTML_LAYOUT.format(title=rendered.subject, body=Markup(rendered.body_html), footer=foot_html))
+    return Rendered(subject=rendered.subject, body_text=text, body_html=html), reason
+
+
+# ---------------------------------------------------------------- staff edits
+
+
+def _clean_source(subject: str, body_text: str, body_html: str | None) -> tuple[str, str, str | None]:
+    subject = (subject or "").strip()
+    body_text = (body_text or "").replace("\r\n", "\n")
+    body_html = (body_html or "").replace("\r\n", "\n")
+    for name, value in (("subject", subject), ("body_text", body_text), ("body_html", body_html)):
+        if "\x00" in value:
+            raise TemplateProblem("This text contains a NUL character; remove it.", field=name)
+    if not subject:
+        raise TemplateProblem("Enter a subject.", field="subject")
+    if "\n" in subject or "\r" in subject:
+        raise TemplateProblem("The subject must be one line.", field="subject")
+    if len(subject) > SUBJECT_MAX:
+        raise TemplateProblem(f"The subject can be at most {SUBJECT_MAX} characters.", field="subject")
+    if not body_text.strip():
+        raise TemplateProblem("Enter the plain-text body (every email has one).", field="body_text")
+    for name, value in (("body_text", body_text), ("body_html", body_html)):
+        if len(value) > BODY_MAX:
+            raise TemplateProblem(f"This body can be at most {BODY_MAX:,} characters.", field=name)
+    return subject, body_text, (body_html if body_html.strip() else None)
+
+
+def check_template(key: str, *, subject: str, body_text: str, body_html: str | None, now: datetime,
+                   member=None) -> Rendered:
+    """Compile and render a candidate template against the sample context (or `member`).
+
+    Returns the rendered result; raises TemplateProblem naming the field at fault.
+    """
+    subject, body_text, body_html = _clean_source(subject, body_text, body_html)
+    ctx = sample_context(key, now=now, member=member)
+    return render_source(Source(subject, body_text, body_html, True), ctx)
+
+
+def save_template(session: Session, key: str, *, subject: str, body_text: str, body_html: str | None,
+                  actor, now: datetime) -> EmailTemplate:
+    """Store a staff edit of `key` after checking that it compiles and renders against sample data.
+
+    Raises TemplateProblem (field: subject, body_text or body_html). Adds and flushes; caller commits.
+    """
+    info = _info(key)
+    subject, body_text, body_html = _clean_source(subject, body_text, body_html)
+    check_template(key, subject=subject, body_text=body_text, body_html=body_html, now=now)
+    row = custom_row(session, key)
+    before = current_source(session, key)
+    if row is None:
+        row = EmailTemplate(key=key, subject=subject, body_text=body_text, body_html=body_html,
+                            updated_at=now, updated_by_id=getattr(actor, "id", None))
+        session.add(row)
+    else:
+        row.subject, row.body_text, row.body_html = subject, body_text, body_html
+        row.updated_at, row.updated_by_id = now, getattr(actor, "id", None)
+    session.flush()
+    session.info.pop("samiti.email_templates", None)
+    changed = [name for name, old, new in (("subject", before.subject, subject),
+                                           ("body_text", before.body_text, body_text),
+                                           ("body_html", before.body_html, body_html)) if old != new]
+    record_audit(session, actor=actor, action="email_template.update", entity=row, now=now,
+                 summary=f"Email template '{info.name}' edited" + (f" ({', '.join(changed)})" if changed else ""),
+                 changes={"fields": changed})
+    return row
+
+
+def reset_template(session: Session, key: str, *, actor, now: datetime) -> bool:
+    """Drop the staff edit of `key`, so the shipped default is used again. False if there was none.
+    Adds the audit row; caller commits."""
+    info = _info(key)
+    row = custom_row(session, key)
+    if row is None:
+        return False
+    record_audit(session, actor=actor, action="email_template.reset", entity=row, now=now,
+                 summary=f"Email template '{info.name}' reset to the shipped default")
+    session.delete(row)
+    session.flush()
+    session.info.pop("samiti.email_templates", None)
+    return True

@@ -1,0 +1,93 @@
+"""Forms of the members' portal. They check shapes and lengths; the member rules (phone numbers,
+country codes, unique addresses) live in membership.members.services.validate_member, whose
+message goes beside the field it names."""
+from __future__ import annotations
+
+from functools import lru_cache
+
+from babel import Locale
+from flask_wtf import FlaskForm
+from wtforms import BooleanField, HiddenField, RadioField, SelectField, StringField, TelField
+from wtforms.fields.choices import SelectChoice
+from wtforms.validators import DataRequired, InputRequired, Length, Optional, Regexp
+
+from membership.members.services import LANGUAGES
+
+LANGUAGE_LABELS = {"en": "English", "bn": "বাংলা (Bengali)"}
+
+# The member fields a member may change themselves (everything else is staff's: status, plan,
+# dates, member number, notes...). Views build the data for validate_member from these only, so a
+# field added to a request (role, status, member_id...) is never read.
+CONTACT_FIELDS = ("first_name", "last_name", "phone", "address_line1", "address_line2", "city", "postcode",
+                  "country")
+PREFERENCE_FIELDS = ("language", "marketing_opt_in", "directory_opt_in")
+PROFILE_FIELDS = CONTACT_FIELDS + PREFERENCE_FIELDS
+
+
+# Two-letter codes CLDR names that are not countries (unions, pseudo-regions).
+_NOT_COUNTRIES = {"EU", "EZ", "UN", "QO", "ZZ", "XA", "XB"}
+
+
+@lru_cache(maxsize=1)
+def country_choices() -> list[tuple[str, str]]:
+    names = Locale("en").territories
+    countries = sorted(((code, name) for code, name in names.items()
+                        if len(code) == 2 and code.isalpha() and code not in _NOT_COUNTRIES),
+                       key=lambda item: item[1])
+    return [("", "—")] + countries
+
+
+class ContactFields(FlaskForm):
+    """Name, phone, address and preferences: the join form and the profile page."""
+
+    first_name = StringField("First name", validators=[InputRequired("First name is required."), Length(max=100)],
+                             render_kw={"autocomplete": "given-name", "maxlength": 100})
+    last_name = StringField("Last name", validators=[Optional(), Length(max=100)],
+                            render_kw={"autocomplete": "family-name", "maxlength": 100})
+    phone = TelField("Phone", validators=[Optional(), Length(max=40)],
+                     render_kw={"autocomplete": "tel", "maxlength": 40, "inputmode": "tel"})
+    address_line1 = StringField("Address", validators=[Optional(), Length(max=200)],
+                                render_kw={"autocomplete": "address-line1", "maxlength": 200})
+    address_line2 = StringField("Address line 2", validators=[Optional(), Length(max=200)],
+                                render_kw={"autocomplete": "address-line2", "maxlength": 200})
+    city = StringField("Town or city", validators=[Optional(), Length(max=100)],
+                       render_kw={"autocomplete": "address-level2", "maxlength": 100})
+    postcode = StringField("Postcode", validators=[Optional(), Length(max=20)],
+                           render_kw={"autocomplete": "postal-code", "maxlength": 20})
+    country = SelectField("Country", validators=[Optional()], validate_choice=False,
+                          render_kw={"autocomplete": "country"})
+    language = RadioField("Language of our emails", default="en",
+                          choices=[SelectChoice(code, LANGUAGE_LABELS[code]) for code in LANGUAGES],
+                          validators=[InputRequired("Choose a language.")])
+    marketing_opt_in = BooleanField("Send me news and announcements")
+    directory_opt_in = BooleanField("List me in the members' directory (only other members can see it)")
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.country.choices = country_choices()
+
+    def member_data(self, fields=PROFILE_FIELDS) -> dict:
+        """The typed values in validate_member's names, for the given fields only."""
+        data = {}
+        for name in fields:
+            value = self[name].data
+            if isinstance(value, str):
+                value = value.strip()
+            data[name] = value
+        return data
+
+
+class ProfileForm(ContactFields):
+    pass
+
+
+class RenewForm(FlaskForm):
+    """Renew the term named in the form: a second post of the same form names a term that now has a
+    successor, so it renews nothing (AlreadyRenewed)."""
+
+    plan = RadioField("Plan", coerce=lambda v: int(v) if str(v).isdigit() else None, validate_choice=False,
+                      validators=[InputRequired("Choose a plan.")])
+    term_id = HiddenField(validators=[DataRequired("This form is out of date: reload the page."),
+                                      Regexp(r"^[0-9]{1,9}$")])
+    # Each option also carries the dates the member saw (shown_<plan id>), so what is recorded is
+    # what was shown (the day may change between showing and confirming).
