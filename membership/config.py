@@ -26,6 +26,15 @@ _ENV = {
     "PAYMENT_INSTRUCTIONS": ("PAYMENT_INSTRUCTIONS",
                              "Pay by bank transfer or in cash at our office, and quote your member number. "
                              "Your membership becomes active as soon as we record your payment.", str),
+    # How far back a missed reminder is still sent (a scheduler down for a week catches up).
+    "REMINDER_CATCH_UP_DAYS": ("REMINDER_CATCH_UP_DAYS", 7, int),
+    "SCHEDULER_KEEP_RUNS_DAYS": ("SCHEDULER_KEEP_RUNS_DAYS", 60, int),
+    # Rate limits (Flask-Limiter syntax) on the public join form and on emailed-link requests.
+    "JOIN_LIMIT_PER_ADDRESS": ("JOIN_LIMIT_PER_ADDRESS", "10 per hour", str),
+    "EMAIL_LINK_LIMIT": ("EMAIL_LINK_LIMIT", "5 per hour", str),
+    "IMPORT_MAX_BYTES": ("IMPORT_MAX_BYTES", 20 * 1024 * 1024, int),
+    # Behind a reverse proxy that sets X-Forwarded-For/-Proto (one hop).
+    "PROXY_FIX": ("PROXY_FIX", False, lambda v: v.lower() in {"1", "true", "yes"}),
 }
 
 

@@ -222,36 +222,30 @@ def test_no_demo_logins_on_a_database_without_demo_data(app, make_member):
     assert not demo.database_is_empty(db.session)
 
 
-# ---------------------------------------------------------------- the development scheduler
+# ---------------------------------------------------------------- the in-process scheduler
 
 
-def test_status_job_commits_todays_transitions(app, make_member, make_plan, make_term):
-    from membership.devscheduler import run_status_transitions
-    from membership.core.time import local_today
+def test_serve_runs_the_real_scheduler_in_process_and_releases_its_leases(serve_process, tmp_path):
+    import sqlite3
 
-    member = make_member()
-    plan = make_plan(grace_days=10)
-    term = make_term(member, plan, starts_on=local_today() - timedelta(days=400), today=local_today() - timedelta(days=400))
-    db.session.commit()
-    assert term.status == "active"
-    db.session.commit()  # end the read: on SQLite every transaction takes the write lock
+    server = serve_process("--demo-members", "20")
+    output = server.wait_for("Press Ctrl-C to stop.")
+    assert "Scheduler running in this process" in output
+    for name in ("status-transitions", "renewal-reminders", "deliver-email"):
+        assert name in output
+    assert f"Emails go to files in {tmp_path / 'instance' / 'mail'}" in output
 
-    counts = run_status_transitions(app)
-    assert counts["terms_changed"] == 1
-    db.session.expire_all()
-    assert db.session.get(Membership, term.id).status == "lapsed"
-    assert db.session.get(Member, member.id).status == "lapsed"
+    def runs() -> dict[str, str]:
+        with sqlite3.connect(tmp_path / "samiti.db") as con:
+            return dict(con.execute("SELECT job_name, status FROM job_run ORDER BY id").fetchall())
 
-
-def test_dev_scheduler_runs_daily_after_local_midnight(app):
-    from membership.devscheduler import JOB_ID, start_dev_scheduler
-
-    scheduler = start_dev_scheduler(app)
-    try:
-        job = scheduler.get_job(JOB_ID)
-        when = job.next_run_time
-        assert str(when.tzinfo) == "Asia/Dhaka"
-        assert (when.hour, when.minute) == (0, 5)
-        assert when.date() - date.today() <= timedelta(days=2)
-    finally:
-        scheduler.shutdown(wait=False)
+    # statuses ran before the URL was printed; today's reminder sweep catches up seconds later
+    assert runs().get("status-transitions") == "ok"
+    deadline = time.monotonic() + 30
+    while runs().get("renewal-reminders") != "ok" and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert runs().get("renewal-reminders") == "ok", runs()
+    assert server.stop() == 0
+    with sqlite3.connect(tmp_path / "samiti.db") as con:
+        held = con.execute("SELECT job_name FROM job_lease WHERE holder IS NOT NULL").fetchall()
+    assert held == []

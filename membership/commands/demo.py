@@ -97,7 +97,8 @@ def _print_logins(logins, path: Path) -> None:
 @with_appcontext
 def serve(host: str, port: int, no_demo: bool, demo_members: int, reset_logins: bool) -> None:
     """Start Samiti on this machine: upgrade the database, load demo data into an empty one, print
-    the URL and the demo logins, run the daily status job in-process, serve until Ctrl-C.
+    the URL and the demo logins, run the scheduler's jobs in-process (statuses, reminders, email
+    delivery to the mail backend), serve until Ctrl-C.
 
     For development and trials; in production run gunicorn and a separate scheduler process."""
     from flask_migrate import upgrade
@@ -105,7 +106,8 @@ def serve(host: str, port: int, no_demo: bool, demo_members: int, reset_logins: 
 
     from membership import demo as demo_data
     from membership.accounts.models import User
-    from membership.devscheduler import run_status_transitions, start_dev_scheduler
+    from membership.notifications.backends import get_backend
+    from membership.scheduler import jobs, run_job, start_in_process
 
     app = current_app._get_current_object()
     # Take the port first: a port in use fails at once (Werkzeug says so and exits), before any work.
@@ -138,8 +140,11 @@ def serve(host: str, port: int, no_demo: bool, demo_members: int, reset_logins: 
             demo_data.write_logins(path, logins, now)
         db.session.remove()
 
-        counts = run_status_transitions(app)
-        scheduler = start_dev_scheduler(app)
+        # Today's statuses now, so the first page shows them; then the scheduler in a thread
+        # (its daily jobs already due today catch up a few seconds after start).
+        status_run = run_job("status-transitions")
+        db.session.remove()
+        scheduler = start_in_process(app)
     except BaseException:
         server.server_close()
         raise
@@ -156,8 +161,11 @@ def serve(host: str, port: int, no_demo: bool, demo_members: int, reset_logins: 
         click.echo("")
         click.echo(f"Samiti is running at http://{shown_host}:{server.port}/")
         _print_logins(logins, path)
-        click.echo(f"Status job: {counts['terms_changed']} term(s) changed today; it runs again daily at "
-                   f"00:05 {app.config['TIMEZONE']}.")
+        if status_run.status == "ok":
+            click.echo(f"Status job: {status_run.counts.get('terms_changed', 0)} term(s) changed today.")
+        click.echo(f"Scheduler running in this process ({app.config['TIMEZONE']}): "
+                   + ", ".join(job.name for job in jobs()) + ".")
+        click.echo(f"Emails go to {get_backend(app).describe()}.")
         click.echo("Press Ctrl-C to stop.")
         server.serve_forever()  # returns on Ctrl-C
     except KeyboardInterrupt:
@@ -166,5 +174,5 @@ def serve(host: str, port: int, no_demo: bool, demo_members: int, reset_logins: 
         for sig, handler in previous.items():
             signal.signal(sig, handler)
         server.server_close()
-        scheduler.shutdown(wait=False)
+        scheduler.samiti_stop()
         click.echo("Samiti stopped.")

@@ -23,10 +23,12 @@ def test_find_by_bengali_name_and_renew(page, staff_user, make_member, make_plan
     term = make_term(member, plan, starts_on=start, today=start)
     old_end = term.ends_on
     member_id = member.id
+    staff_email = staff_user.email
     db.session.commit()
+    db.session.close()  # hold no SQLite read lock while the live server writes
 
     page.goto("/login")
-    page.get_by_label("Email").fill(staff_user.email)
+    page.get_by_label("Email").fill(staff_email)
     page.get_by_label("Password").fill(PASSWORD)
     page.get_by_role("button", name="Sign in").click()
     page.wait_for_url(re.compile(r"/staff/"))
