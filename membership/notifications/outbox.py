@@ -66,16 +66,17 @@ _INSERTS: dict[str, Any] = {}
 _EXISTS = select(T.c.id).where(T.c.dedupe_key == bindparam("key"))
 
 
-def _insert_statement(dialect: str):
-    """INSERT .. ON CONFLICT (dedupe_key) DO NOTHING RETURNING id, built once per dialect (the
-    values go as parameters, so SQLAlchemy compiles it once, not per email)."""
-    stmt = _INSERTS.get(dialect)
+def _insert_statement(dialect: str, returning: str = "id"):
+    """INSERT .. ON CONFLICT (dedupe_key) DO NOTHING RETURNING <column>, built once per dialect
+    (the values go as parameters, so SQLAlchemy compiles it once, not per email)."""
+    stmt = _INSERTS.get((dialect, returning))
     if stmt is None:
         if dialect == "postgresql":
             from sqlalchemy.dialects.postgresql import insert
         else:
             from sqlalchemy.dialects.sqlite import insert
-        stmt = _INSERTS[dialect] = insert(T).on_conflict_do_nothing(index_elements=["dedupe_key"]).returning(T.c.id)
+        stmt = _INSERTS[dialect, returning] = insert(T).on_conflict_do_nothing(
+            index_elements=["dedupe_key"]).returning(T.c[returning])
     return stmt
 
 
@@ -116,6 +117,8 @@ def enqueue(session: Session, *, template_key: str, dedupe_key: str, now: dateti
             category: str | None = None, reason: str | None = None, source=None,
             attachments: list[dict[str, Any]] | None = None) -> OutboxMessage | None:
     """Render template `template_key` and add one OutboxMessage in the caller's transaction.
+    Returns the new message, or None (see below). For many messages at once (the reminder sweep),
+    `prepare` each and insert them with one `enqueue_many`.
 
     - `dedupe_key` (unique, up to 200 characters) names the email: e.g. "welcome:member:42",
       "receipt:payment:17", "reminder:rule:3:term:99". Returns None, adds nothing and leaves the
@@ -137,6 +140,29 @@ def enqueue(session: Session, *, template_key: str, dedupe_key: str, now: dateti
     Raises ValueError for an unknown template or category, ValidationError for a bad address;
     TemplateProblem if even the shipped template cannot render with the given context.
     """
+    values = prepare(session, template_key=template_key, dedupe_key=dedupe_key, now=now, member=member,
+                     to_address=to_address, to_name=to_name, context=context, category=category, reason=reason,
+                     source=source, attachments=attachments)
+    if values is None:
+        return None
+    new_id = _insert_ignoring_duplicate(session, values)
+    if new_id is None:
+        return None
+    # The row as the caller's session object, without reading it back.
+    row = OutboxMessage(id=new_id, claimed_by=None, claimed_at=None, last_error=None, sent_at=None, **values)
+    make_transient_to_detached(row)
+    session.add(row)
+    return row
+
+
+def prepare(session: Session, *, template_key: str, dedupe_key: str, now: datetime, member=None,
+            to_address: str | None = None, to_name: str | None = None, context: dict[str, Any] | None = None,
+            category: str | None = None, reason: str | None = None, source=None,
+            attachments: list[dict[str, Any]] | None = None, check_existing: bool = True) -> dict[str, Any] | None:
+    """The outbox row `enqueue` would insert, rendered, as a dict of column values; None when
+    nothing is to be sent (no address, a marketing email the member does not want, or, with
+    `check_existing`, a message with that dedupe key exists). Adds nothing. Same arguments and
+    errors as `enqueue`."""
     info = templating.TEMPLATES.get(template_key)
     if info is None:
         raise ValueError(f"unknown email template {template_key!r}")
@@ -156,7 +182,7 @@ def enqueue(session: Session, *, template_key: str, dedupe_key: str, now: dateti
     if category == "marketing" and (member is None or not member.marketing_opt_in or member.email_bouncing):
         return None
     # Cheap check first: a re-run finds most keys already there and need not render anything.
-    if session.execute(_EXISTS, {"key": dedupe_key}).first() is not None:
+    if check_existing and session.execute(_EXISTS, {"key": dedupe_key}).first() is not None:
         return None
 
     headers: dict[str, str] = {"Auto-Submitted": "auto-generated", "X-Samiti-Template": template_key}
@@ -181,14 +207,20 @@ def enqueue(session: Session, *, template_key: str, dedupe_key: str, now: dateti
         "source_type": type(source).__name__.lower() if source is not None else None,
         "source_id": getattr(source, "id", None),
     }
-    new_id = _insert_ignoring_duplicate(session, values)
-    if new_id is None:
-        return None
-    # The row as the caller's session object, without reading it back.
-    row = OutboxMessage(id=new_id, claimed_by=None, claimed_at=None, last_error=None, sent_at=None, **values)
-    make_transient_to_detached(row)
-    session.add(row)
-    return row
+    return values
+
+
+def enqueue_many(session: Session, rows: list[dict[str, Any]]) -> set[str]:
+    """Insert rows made by `prepare` in the caller's transaction, in multi-row INSERTs, skipping
+    any whose dedupe key exists already (or is being inserted by another transaction at the same
+    moment: the same ON CONFLICT DO NOTHING as `enqueue`). Returns the dedupe keys inserted.
+    Session objects loaded before are not refreshed: the rows are not added to the session."""
+    if not rows:
+        return set()
+    dialect = session.get_bind().dialect.name
+    if dialect not in ("postgresql", "sqlite"):  # pragma: no cover - other databases are not supported
+        return {values["dedupe_key"] for values in rows if _insert_ignoring_duplicate(session, values)}
+    return set(session.execute(_insert_statement(dialect, "dedupe_key"), rows).scalars())
 
 
 # ---------------------------------------------------------------- staff actions
@@ -566,5 +598,5 @@ def pending_count(session: Session, *, now: datetime) -> int:
                           .where(T.c.status == "queued", T.c.next_attempt_at <= now)) or 0
 
 
-__all__ = ["enqueue", "deliver_pending", "retry", "retry_failed", "cancel", "member_messages", "claim",
+__all__ = ["enqueue", "prepare", "enqueue_many", "deliver_pending", "retry", "retry_failed", "cancel", "member_messages", "claim",
            "take_back_stale", "backoff", "status_counts", "message_for_display"]

@@ -415,6 +415,7 @@ def queue_due(session: Session, *, now: datetime, today: date | None = None, hor
             candidates.append((term, chosen, due, blocking))
             wanted_keys += [dedupe_key(r.id, term.id, term.ends_on) for r in {*blocking, *due}]
         existing = _existing_keys(session, wanted_keys)
+        prepared: list[tuple[dict, Membership, _Rule, list[_Rule]]] = []
         for term, chosen, due, blocking in candidates:
             if any(dedupe_key(r.id, term.id, term.ends_on) in existing for r in blocking):
                 counts["already_sent"] += 1
@@ -423,11 +424,17 @@ def queue_due(session: Session, *, now: datetime, today: date | None = None, hor
             if problem:
                 counts[problem] += 1
                 continue
-            message = outbox.enqueue(
+            # existence was checked above for the whole batch; a row another process inserts
+            # meanwhile is skipped by the INSERT itself (ON CONFLICT DO NOTHING)
+            values = outbox.prepare(
                 session, template_key=chosen.template_key, dedupe_key=dedupe_key(chosen.id, term.id, term.ends_on),
                 now=now, member=member, to_address=address, to_name=name, context=_context(term, chosen),
-                category="service", reason=_reason(term, today, association), source=term)
-            if message is None:
+                category="service", reason=_reason(term, today, association), source=term, check_existing=False)
+            if values is not None:
+                prepared.append((values, term, chosen, due))
+        inserted = outbox.enqueue_many(session, [values for values, *_ in prepared])
+        for values, term, chosen, due in prepared:
+            if values["dedupe_key"] not in inserted:
                 counts["duplicate"] += 1
                 continue
             counts["queued"] += 1

@@ -64,6 +64,24 @@ def test_same_dedupe_key_twice_gives_one_row_and_the_transaction_stays_usable(ap
     assert count_rows() == 1
 
 
+def test_enqueue_many_inserts_in_bulk_and_skips_keys_that_exist(app, make_member):
+    ada = make_member(first_name="Ada", email="ada@example.org")
+    bo = make_member(first_name="Bo", email="bo@example.org")
+    outbox.enqueue(db.session, template_key="welcome", dedupe_key="bulk-ada", now=NOW, member=ada)
+    prepared = [outbox.prepare(db.session, template_key="welcome", dedupe_key=f"bulk-{m.first_name.lower()}",
+                               now=NOW, member=m, check_existing=False) for m in (ada, bo)]
+    assert prepared[0]["dedupe_key"] == "bulk-ada" and "Dear Bo," in prepared[1]["body_text"]
+    # checked: the existing key is not even rendered
+    assert outbox.prepare(db.session, template_key="welcome", dedupe_key="bulk-ada", now=NOW, member=ada) is None
+
+    assert outbox.enqueue_many(db.session, prepared) == {"bulk-bo"}
+    assert outbox.enqueue_many(db.session, prepared) == set()
+    assert outbox.enqueue_many(db.session, []) == set()
+    db.session.commit()
+    assert [(r.dedupe_key, r.to_address, r.status) for r in rows()] == [
+        ("bulk-ada", "ada@example.org", "queued"), ("bulk-bo", "bo@example.org", "queued")]
+
+
 def test_a_concurrent_enqueue_of_the_same_key_waits_and_adds_nothing(app, make_member):
     """Transaction A queued the key but has not committed; B queues the same key meanwhile.
     B gets None after A commits, its transaction still works, and there is one row."""
