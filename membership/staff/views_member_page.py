@@ -24,6 +24,7 @@ from membership.extensions import db
 from membership.members import services as members
 from membership.members.models import Interaction, Member
 from membership.plans import services as plans
+from membership.signup import services as signup
 from membership.plans.catalog import describe_period, format_minor, offered_plans
 from membership.plans.models import Membership, Payment, Plan
 from membership.plans.status import STATUS_LABELS, grace_ends_on, history_with_gaps, holder_status, status_on
@@ -600,7 +601,8 @@ def approve_term(member_id: int, term_id: int):
     term = _term_of(member, term_id)
     now, today = _clock()
     try:
-        plans.approve(db.session, term, today=today, now=now, actor=_actor())
+        # the same path as the applications queue: the applicant is told (what to pay, or welcome)
+        signup.approve_application(db.session, term, actor=_actor(), now=now, today=today)
         db.session.commit()
     except DomainError as e:
         db.session.rollback()

@@ -14,6 +14,7 @@ from sqlalchemy import func, select
 
 from membership.core.models import Activity, AuditLog
 from membership.extensions import db
+from membership.notifications.models import OutboxMessage
 from membership.members.models import Interaction
 from membership.plans.models import Membership, Payment
 from membership.plans.services import join
@@ -478,6 +479,9 @@ def test_approve(frozen, staff_client, make_member, make_plan):
     assert flashes(staff_client).startswith("Approved: Committee")
     db.session.refresh(term)
     assert not term.awaiting_approval and term.status == "active"
+    # the applicant hears of it, as from the applications queue
+    told = db.session.scalars(select(OutboxMessage).where(OutboxMessage.member_id == member.id)).all()
+    assert [m.template_key for m in told] == ["application_approved"]
     again = staff_client.post(url)
     assert again.status_code == 409
     assert "does not wait for approval" in text_of(again)
