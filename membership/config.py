@@ -30,6 +30,8 @@ _ENV = {
     "REMINDER_CATCH_UP_DAYS": ("REMINDER_CATCH_UP_DAYS", 7, int),
     "SCHEDULER_KEEP_RUNS_DAYS": ("SCHEDULER_KEEP_RUNS_DAYS", 60, int),
     # Rate limits (Flask-Limiter syntax) on the public join form and on emailed-link requests.
+    "LOGIN_LIMIT_PER_ADDRESS": ("LOGIN_LIMIT_PER_ADDRESS", "20 per 10 minutes", str),
+    "LOGIN_LIMIT_PER_ACCOUNT": ("LOGIN_LIMIT_PER_ACCOUNT", "5 per 10 minutes", str),
     "JOIN_LIMIT_PER_ADDRESS": ("JOIN_LIMIT_PER_ADDRESS", "10 per hour", str),
     "EMAIL_LINK_LIMIT": ("EMAIL_LINK_LIMIT", "5 per hour", str),
     "IMPORT_MAX_BYTES": ("IMPORT_MAX_BYTES", 20 * 1024 * 1024, int),
@@ -64,8 +66,6 @@ def load_config(app, overrides: dict | None = None) -> None:
         REMEMBER_COOKIE_HTTPONLY=True,
         PERMANENT_SESSION_LIFETIME=60 * 60 * 12,
         MEMBERS_PER_PAGE=50,
-        LOGIN_LIMIT_PER_ADDRESS="20 per 10 minutes",
-        LOGIN_LIMIT_PER_ACCOUNT="5 per 10 minutes",
         RATELIMIT_ENABLED=True,
         RATELIMIT_HEADERS_ENABLED=False,
         SCHEDULER_IN_PROCESS=False,

@@ -2,6 +2,7 @@ import click
 from flask.cli import with_appcontext
 
 from membership.accounts import services as accounts
+from membership.commands.common import require_schema
 from membership.core.errors import DomainError
 from membership.core.time import utcnow
 from membership.extensions import db
@@ -14,6 +15,7 @@ from membership.extensions import db
 @with_appcontext
 def create_admin(email: str, name: str, password: str) -> None:
     """Create an admin login."""
+    require_schema("user")
     try:
         user = accounts.create_user(db.session, email=email, name=name or email.split("@")[0], role="admin",
                                     password=password, actor=None, now=utcnow())

@@ -11,6 +11,7 @@ from flask import current_app
 from flask.cli import with_appcontext
 from sqlalchemy import select
 
+from membership.commands.common import require_schema
 from membership.core.time import local_midnight_utc, local_today, utcnow
 from membership.extensions import db
 
@@ -60,11 +61,7 @@ def demo(count: int, seed: int, today: datetime | None) -> None:
     day = today.date() if today else None
     if day is not None and day > local_today():
         raise click.BadParameter("the demo history cannot end in the future.", param_hint="--today")
-    from sqlalchemy import inspect
-
-    if not inspect(db.session.connection()).has_table("member"):
-        raise click.ClickException("The database has no tables yet: run `flask --app wsgi db upgrade` first "
-                                   "(`flask --app wsgi serve` does it, and loads the demo by itself).")
+    require_schema()
     if not demo_data.database_is_empty(db.session):
         n = _member_count()
         raise click.ClickException(

@@ -15,6 +15,7 @@ from membership.core.errors import DomainError
 from membership.core.services import record_audit
 from membership.core.time import local_today, utcnow
 from membership.extensions import db
+from membership.commands.common import require_schema
 from membership.members import csvio
 from membership.members.models import MEMBER_STATUSES
 from membership.members.queries import MemberFilter
@@ -49,6 +50,7 @@ def import_command(file: Path, dry_run: bool, on_match: str, create_plans: bool,
     Prints one line per problem (row numbers as a spreadsheet shows them) and a summary. Exit
     status: 0 when every row is fine, 1 when nothing was imported, 2 when rows with errors were
     left out."""
+    require_schema()
     try:
         info = csvio.inspect_file(file)
     except csvio.ImportFileError as e:
@@ -104,6 +106,7 @@ def import_command(file: Path, dry_run: bool, on_match: str, create_plans: bool,
               help="Start the file with a UTF-8 byte-order mark (Excel needs it to read non-ASCII names).")
 def export_command(file: str, status: tuple[str, ...], search: str, bom: bool):
     """Export members with their plan and current term to a CSV FILE (- for standard output)."""
+    require_schema()
     f = MemberFilter.from_args(MultiDict([("q", search)] + [("status", s) for s in status]))
     today, now = local_today(), utcnow()
     total = csvio.count_export(db.session, f)

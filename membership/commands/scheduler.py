@@ -8,6 +8,8 @@ import click
 from flask import current_app
 from flask.cli import AppGroup
 
+from membership.commands.common import require_schema
+
 scheduler_group = AppGroup("scheduler", help="The job scheduler (reminders, status changes, email).")
 
 
@@ -17,6 +19,7 @@ def run():
     a second one is harmless). Running jobs finish before it exits."""
     from membership.scheduler import run_forever
 
+    require_schema("job_lease")
     # The app context pushed for this command is not needed by the jobs (each run has its own).
     sys.exit(run_forever(current_app._get_current_object(), echo=click.echo))
 
@@ -26,6 +29,7 @@ def list_jobs():
     """List the jobs with their triggers and next run time."""
     from membership.scheduler import describe_jobs
 
+    require_schema("job_lease")
     zone = ZoneInfo(current_app.config["TIMEZONE"])
     rows = describe_jobs(current_app)
     width = max(len(r["name"]) for r in rows)
@@ -60,6 +64,7 @@ def run_job_command(name, as_of, force):
         except ValueError:
             raise click.BadParameter(f"{as_of!r} is not an ISO date and time, e.g. 2026-12-01T08:00",
                                      param_hint="--now") from None
+    require_schema("job_lease")
     outcome = run_job(name, now=now, force=force)
     zone = ZoneInfo(current_app.config["TIMEZONE"])
     when = outcome.as_of.astimezone(zone).strftime("%Y-%m-%d %H:%M %Z")
