@@ -189,9 +189,18 @@ def bench(url: str, *, requests: int, warmup: int, seed: int) -> tuple[int, list
     return members, [search, search_status, grace, page]
 
 
+def database_url(value: str) -> str:
+    """A relative SQLite path is relative to the current folder (the app would read it relative
+    to its instance folder)."""
+    prefix = "sqlite:///"
+    if value.startswith(prefix) and not value[len(prefix):].startswith("/"):
+        return prefix + str(Path(value[len(prefix):]).resolve())
+    return value
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--database-url", action="append", dest="urls",
+    parser.add_argument("--database-url", type=database_url, action="append", dest="urls",
                         help="a database made by generate.py (repeat for several; default benchmarks/out/bench.db)")
     parser.add_argument("--requests", type=int, default=200)
     parser.add_argument("--warmup", type=int, default=10)

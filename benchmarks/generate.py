@@ -462,9 +462,18 @@ def generate(url: str, *, members: int = 100_000, seed: int = 1, today: date | N
     return gen.counts
 
 
+def database_url(value: str) -> str:
+    """A relative SQLite path is relative to the current folder (the app would read it relative
+    to its instance folder)."""
+    prefix = "sqlite:///"
+    if value.startswith(prefix) and not value[len(prefix):].startswith("/"):
+        return prefix + str(Path(value[len(prefix):]).resolve())
+    return value
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--database-url", default=os.environ.get("DATABASE_URL")
+    parser.add_argument("--database-url", type=database_url, default=os.environ.get("DATABASE_URL")
                         or f"sqlite:///{ROOT / 'benchmarks' / 'out' / 'bench.db'}",
                         help="SQLite file or PostgreSQL database (default: benchmarks/out/bench.db)")
     parser.add_argument("--members", type=int, default=100_000)

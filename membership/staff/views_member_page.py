@@ -191,7 +191,8 @@ def history(own_terms, today: date, payments_by_term: dict, due: dict[int, int],
             rows.append(Row(h.starts_on, h.ends_on))
             continue
         status = status_on(h.term, today)
-        rows.append(Row(h.starts_on, h.ends_on, h.term, status, payments_by_term.get(h.term.id, []),
+        # shown as "Renewed" (not "Lapsed") when a later term continued it without a gap
+        rows.append(Row(h.starts_on, h.ends_on, h.term, h.status(today), payments_by_term.get(h.term.id, []),
                         due.get(h.term.id, 0), term_actions(h.term, status, key_ids=key_ids)))
     own = holder_status(own_terms, today)
     if own.status in ("lapsed", "cancelled") and own.term is not None:

@@ -177,6 +177,23 @@ def test_history_newest_first_with_a_visible_gap(frozen, staff_client, make_memb
     assert "waits for payment" in text_of(response)
 
 
+def test_a_term_renewed_on_time_shows_as_renewed_not_lapsed(frozen, staff_client, make_member, make_term, plan):
+    m = make_member()
+    first = make_term(m, plan, starts_on=date(2025, 1, 1), today=date(2025, 1, 1))  # to 31 Dec 2025
+    renew(db.session, first, today=date(2025, 12, 20), now=NOW, actor=None,
+          payment=PaymentInput(amount_minor=50000, method="card", received_at=NOW))
+    lapsed = make_member(first_name="Lena")
+    make_term(lapsed, plan, starts_on=date(2025, 1, 1), today=date(2025, 1, 1))
+    db.session.commit()
+    body = page(staff_client, m).get_data(as_text=True)
+    rows = re.findall(r'<tr class="term-row".*?</tr>', body[body.index('id="history"'):], re.S)
+    assert len(rows) == 2
+    assert "Active" in rows[0] and "01 Jan 2026" in rows[0]
+    assert "Renewed" in rows[1] and "Lapsed" not in rows[1]
+    # a term that ended without a renewal still says so
+    assert "Lapsed" in section(page(staff_client, lapsed), "history")
+
+
 def test_history_row_shows_cancellation_and_term_receipts(frozen, staff_client, make_member, make_term, plan):
     m = make_member()
     term = make_term(m, plan, starts_on=date(2026, 1, 1), today=TODAY)
