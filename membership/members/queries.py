@@ -6,7 +6,7 @@ import re
 from dataclasses import dataclass, field, fields
 from datetime import date
 
-from sqlalchemy import Select, and_, literal_column, or_, select, table
+from sqlalchemy import Select, and_, func, literal_column, or_, select, table
 from sqlalchemy.orm import Session
 
 from membership.members.models import MEMBER_STATUSES, Member
@@ -131,7 +131,14 @@ def member_query(f: MemberFilter) -> Select:
         stmt = stmt.where(Member.expires_on >= f.expires_from)
     if f.expires_to:
         stmt = stmt.where(Member.expires_on <= f.expires_to)
-    columns = SORTS[f.sort.lstrip("-")]
+    columns = list(SORTS[f.sort.lstrip("-")])
+    if f.q:
+        # A search matches few members; find them through the search index, then sort them.
+        # Ordered by the bare column, PostgreSQL would rather walk the column's index until it has
+        # a page of matches, which takes the whole table when the matches sort last (Bengali
+        # surnames after the Latin ones: 130 ms instead of 5 at 100,000 members). coalesce(x, x)
+        # sorts the same but matches no index.
+        columns[0] = func.coalesce(columns[0], columns[0])
     if f.sort.lstrip("-") == "plan":
         stmt = stmt.outerjoin(Plan, Plan.id == Member.plan_id)
     if f.sort.startswith("-"):
