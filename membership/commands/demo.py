@@ -33,6 +33,10 @@ def _load_demo(count: int, seed: int, today: date | None) -> None:
             db.session, members=count, seed=seed, today=today, end_at=end_at, zone=zone,
             region=current_app.config["PHONE_REGION"], currency=current_app.config["CURRENCY"],
             progress=bar.update)
+    # The reminder rules a demo association would have had all along (a fresh install's rules
+    # start today): the first reminder run sends what is due in the catch-up window.
+    from membership.notifications.reminders import ensure_default_rules
+    ensure_default_rules(db.session, today - timedelta(days=demo_data.demo_days(today)))
     db.session.commit()
     statuses = ", ".join(f"{status} {n}" for status, n in result.statuses.items())
     click.echo(f"Demo data: {result.members} members ({statuses}), {result.organizations} organisations, "

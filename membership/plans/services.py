@@ -19,6 +19,7 @@ from membership.core.validation import clean_text
 from membership.core.services import next_number, record_activity, record_audit
 from membership.core.time import add_months, local_date, period_end, tz
 from membership.members.models import Member, Organization
+from membership.plans.catalog import format_minor
 from membership.plans.models import PAYMENT_METHODS, TERM_STATUSES, Membership, Payment, Plan
 from membership.plans.status import holder_status, status_on
 
@@ -152,7 +153,7 @@ def record_payment(session: Session, payment: PaymentInput, *, actor, now: datet
                                             "receipt": row.receipt_number})
     record_audit(session, actor=actor, action="payment.record", entity=row, now=now,
                  member_id=member.id if member else None,
-                 summary=f"Payment {row.receipt_number}: {row.amount_minor} {currency} by {row.method}")
+                 summary=f"Payment {row.receipt_number}: {currency} {format_minor(row.amount_minor)} by {row.method}")
     if notify:
         from membership.notifications.emails import queue_receipt
         queue_receipt(session, row, now=now)

@@ -110,6 +110,20 @@ def test_after_three_days_down_only_the_latest_due_reminder_is_sent(app, make_ru
                                        "renewal_due_today"]
 
 
+def test_a_reminder_sent_late_says_what_is_true_on_the_day_it_is_sent(app, default_rules, term_ending):
+    on_time, late, week_late = term_ending(date(2026, 6, 9)), term_ending(date(2026, 6, 8)), term_ending(date(2026, 6, 12))
+    db.session.commit()
+    remind(date(2026, 6, 9))  # the scheduler was down on the 8th; back on the 9th
+    subjects = {m.source_id: m for m in outbox_rows()}
+    assert subjects[on_time.id].subject == "Your Test Association membership ends today"
+    assert "Today, 9 June 2026, is the last day" in subjects[on_time.id].body_text
+    assert subjects[late.id].subject == "Your Test Association membership ended on 8 June 2026"
+    assert "ended on 8 June 2026." in subjects[late.id].body_text and "Today," not in subjects[late.id].body_text
+    # the 7-day reminder of a term ending on the 12th was due on the 5th: sent with 3 days left
+    assert subjects[week_late.id].subject == "3 days left: renew your Test Association membership"
+    assert "ends in 3 days, on 12 June 2026" in subjects[week_late.id].body_text
+
+
 def test_a_member_who_renewed_gets_no_more_reminders_and_the_rules_rearm(app, default_rules, term_ending):
     term = term_ending(date(2026, 7, 1))
     db.session.commit()
