@@ -1,9 +1,7 @@
 """Flask commands: thin wrappers around the domain functions."""
 from __future__ import annotations
 
-import click
 from flask import Flask
-from flask.cli import with_appcontext
 
 
 def init_app(app: Flask) -> None:

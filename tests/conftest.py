@@ -10,7 +10,7 @@ import os
 from datetime import date, datetime, timezone
 
 import pytest
-from sqlalchemy import create_engine, text
+from sqlalchemy import text
 
 from membership import create_app
 from membership.accounts import services as accounts

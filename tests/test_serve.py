@@ -14,7 +14,6 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from datetime import date, timedelta
 from pathlib import Path
 
 import pytest
@@ -24,8 +23,6 @@ from membership import demo
 from membership.accounts.models import User
 from membership.accounts.services import authenticate, set_password
 from membership.extensions import db
-from membership.members.models import Member
-from membership.plans.models import Membership
 from tests.conftest import NOW
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -6,7 +6,6 @@ says afterwards (sent, queued for a retry, failed).
 """
 from __future__ import annotations
 
-import asyncio
 import socket
 import threading
 import time
@@ -276,9 +275,3 @@ def test_login_with_the_credentials_from_mail_url(app, queue):
         assert_each_received_once(handler)
     finally:
         controller.stop()
-
-
-def test_no_event_loop_leaks_into_the_test_thread():
-    # aiosmtpd runs its loop in its own thread; the test thread has none running.
-    with pytest.raises(RuntimeError):
-        asyncio.get_running_loop()

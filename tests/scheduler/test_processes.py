@@ -5,12 +5,11 @@ committed first so the processes see it, and the app fixture empties the tables 
 """
 from __future__ import annotations
 
-import os
 import re
 import signal
 import subprocess
 import time as _time
-from datetime import date, datetime, timedelta, timezone
+from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
