@@ -295,6 +295,11 @@ class Backend:
     def describe(self) -> str:
         return self.name
 
+    def forget(self, keys: list[str]) -> int:
+        """Delete the copies this backend keeps of the messages with these keys (an erasure);
+        returns how many it deleted. Most backends keep none."""
+        return 0
+
 
 class FileBackend(Backend):
     """Writes each message to <root>/<YYYY-MM-DD>/<id>.eml."""
@@ -320,6 +325,22 @@ class FileBackend(Backend):
 
     def describe(self) -> str:
         return f"files in {self.root}"
+
+    def forget(self, keys: list[str]) -> int:
+        deleted = 0
+        if not keys or not self.root.is_dir():
+            return 0
+        wanted = {f"{key}.eml" for key in keys}
+        for folder in self.root.iterdir():
+            if not folder.is_dir():
+                continue
+            for name in wanted:
+                try:
+                    (folder / name).unlink()
+                    deleted += 1
+                except FileNotFoundError:
+                    pass
+        return deleted
 
 
 class MemoryBackend(Backend):

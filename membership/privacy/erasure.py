@@ -144,6 +144,9 @@ class ErasureReport:
     audit_rows_redacted: int = 0
     login_closed: bool = False
     notes: list[str] = field(default_factory=list)
+    # ids of the scrubbed outbox rows: after the commit, `forget_mail_copies` deletes the copies a
+    # mail backend kept of them (the file backend's .eml files)
+    message_ids: list[int] = field(default_factory=list)
 
     def as_changes(self) -> dict:
         return {"cleared": list(CLEARED_FIELDS), "terms_cancelled": self.terms_cancelled,
@@ -198,6 +201,7 @@ def erase_member(session: Session, member: Member, *, now: datetime, today: date
     if email_key:
         to_member = or_(to_member, and_(OutboxMessage.member_id.is_(None),
                                         func.lower(OutboxMessage.to_address) == email_key))
+    report.message_ids = list(session.scalars(select(OutboxMessage.id).where(to_member)))
     report.emails_scrubbed = session.execute(
         update(OutboxMessage).where(to_member).values(
             to_address=ERASED_ADDRESS, to_name="", subject=ERASED_TEXT, body_text=ERASED_TEXT, body_html=None,
@@ -258,4 +262,15 @@ def erase_member(session: Session, member: Member, *, now: datetime, today: date
                  changes=report.as_changes())
     session.flush()
     return report
+
+
+def forget_mail_copies(report: ErasureReport) -> int:
+    """After the erasure is committed: delete the copies the mail backend kept of the member's
+    emails (the file backend's .eml files; SMTP keeps none here). Returns how many went."""
+    from membership.notifications.backends import get_backend
+
+    try:
+        return get_backend().forget([str(i) for i in report.message_ids])
+    except (ValueError, OSError):  # a bad MAIL_URL or an unreadable folder: the rows are scrubbed anyway
+        return 0
 

@@ -92,6 +92,7 @@ def confirm_closure(closure_id: int):
         report = erasure.confirm_closure(db.session, closure, now=now, today=local_today(now),
                                          actor=current_user._get_current_object())
         db.session.commit()
+        erasure.forget_mail_copies(report)
     except DomainError as e:
         db.session.rollback()
         flash(str(e), "error")

@@ -376,6 +376,24 @@ def test_confirmed_closure_erases_personal_data_and_keeps_the_books(client, app,
     assert "Erased member" in text(client.get(f"/staff/members/{member.id}"))
 
 
+def test_erasure_deletes_the_file_backends_copies_of_the_members_emails(client, app, augusta, bob, pending,
+                                                                       staff_user, tmp_path):
+    from membership.notifications import outbox
+    app.config["MAIL_URL"] = f"file://{tmp_path}/mail"
+    for who in (augusta, bob):
+        outbox.enqueue(db.session, template_key="welcome", dedupe_key=f"test-welcome:{who['member'].id}",
+                       now=utcnow(), member=who["member"])
+    db.session.commit()
+    outbox.deliver_pending(db.session, now=utcnow())
+    files = {p.name: p.read_text() for p in (tmp_path / "mail").rglob("*.eml")}
+    assert any(EMAIL in body for body in files.values()) and any("bob" in body.lower() for body in files.values())
+
+    as_user(client, staff_user)
+    assert client.post(f"/staff/closures/{pending.id}/confirm", data={"confirm": "y"}).status_code == 302
+    left = [p.read_text() for p in (tmp_path / "mail").rglob("*.eml")]
+    assert left and not any(EMAIL in body or FIRST in body for body in left)  # Bob's email stays
+
+
 def test_a_second_confirmation_erases_nothing_twice(client, pending, staff_user):
     as_user(client, staff_user)
     client.post(f"/staff/closures/{pending.id}/confirm", data={"confirm": "y"})
