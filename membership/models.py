@@ -7,3 +7,4 @@ from membership.notifications.models import (  # noqa: F401
     EmailTemplate, JobLease, JobRun, OutboxMessage, ReminderRule)
 from membership.support.models import HelpMessage, HelpRequest  # noqa: F401
 from membership.privacy.models import ClosureRequest  # noqa: F401
+from membership.events.models import Event, EventFeedback, EventRegistration  # noqa: F401

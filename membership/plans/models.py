@@ -127,6 +127,9 @@ class Payment(db.Model):
     organization_id: Mapped[int | None] = mapped_column(
         ForeignKey("organization.id", ondelete="SET NULL"), index=True)
     membership_id: Mapped[int | None] = mapped_column(ForeignKey("membership.id", ondelete="SET NULL"), index=True)
+    # or an event registration it pays for
+    registration_id: Mapped[int | None] = mapped_column(ForeignKey("event_registration.id", ondelete="SET NULL"),
+                                                        index=True)
     amount_minor: Mapped[int] = mapped_column(Integer)
     currency: Mapped[str] = mapped_column(String(3))
     method: Mapped[str] = mapped_column(String(20))
@@ -140,6 +143,7 @@ class Payment(db.Model):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
     membership = relationship("Membership", back_populates="payments")
+    registration = relationship("EventRegistration", back_populates="payments")
     member = relationship("Member")
     organization = relationship("Organization")
     recorded_by = relationship("User")

@@ -1,0 +1,1 @@
+"""Events: event management, registration with capacity and waitlist, check-in, feedback."""
