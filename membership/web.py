@@ -11,6 +11,7 @@ from flask import Flask, abort, current_app, g, jsonify, render_template, reques
 from flask_login import current_user
 from flask_wtf.csrf import CSRFError
 from markupsafe import Markup
+from werkzeug.routing import IntegerConverter
 
 from membership.accounts.models import User
 from membership.core.db import install_sqlite_pragmas
@@ -19,8 +20,23 @@ from membership.extensions import db, login_manager
 from membership.plans.status import STATUS_LABELS
 
 
+MAX_DB_INT = 2**31 - 1  # PostgreSQL's integer; ids and page numbers never come near it
+MAX_PAGE = 1_000_000
+
+
+class DatabaseIntConverter(IntegerConverter):
+    """<int:...> in URLs, limited to what a database integer holds: a larger id is a 404, not an
+    overflow error (a 500) in the database driver."""
+
+    def __init__(self, map, *args, **kwargs):
+        kwargs.setdefault("max", MAX_DB_INT)
+        super().__init__(map, *args, **kwargs)
+
+
 def init_app(app: Flask) -> None:
     install_sqlite_pragmas()
+    # before any blueprint adds its rules
+    app.url_map.converters["int"] = DatabaseIntConverter
     login_manager.login_view = "auth.login"
     login_manager.login_message = "Please sign in to see that page."
     login_manager.login_message_category = "info"
@@ -30,6 +46,13 @@ def init_app(app: Flask) -> None:
     if app.config.get("PROXY_FIX"):
         from werkzeug.middleware.proxy_fix import ProxyFix
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=1, x_proto=1, x_host=1)
+
+    @app.before_request
+    def _refuse_absurd_page_numbers():
+        # ?page=99999999999999999999 would overflow the OFFSET in the database driver
+        page = request.args.get("page", "")
+        if page.isdigit() and int(page) > MAX_PAGE:
+            abort(404)
 
     @app.before_request
     def _remember_client_address():
