@@ -59,6 +59,7 @@ DEFAULT_RULES: tuple[tuple[int, str, str], ...] = (
 # Cached term statuses worth looking at (lets the (status, ends_on) index do the work); the
 # status of each candidate is then recomputed for `today`, so a stale cache cannot send mail.
 _CANDIDATE_STATUSES = ("upcoming", "active", "grace", "lapsed")
+GRACE_TEMPLATE = "grace_notice"
 _KEY_CHUNK = 500
 
 
@@ -399,13 +400,18 @@ def queue_due(session: Session, *, now: datetime, today: date | None = None, hor
         wanted_keys: list[str] = []
         for term in batch:
             counts["terms_checked"] += 1
-            if status_on(term, today) in ("cancelled", "pending", "upcoming"):
+            status = status_on(term, today)
+            if status in ("cancelled", "pending", "upcoming"):
                 counts["not_current"] += 1
                 continue
             if term.id in superseded:
                 counts["renewed"] += 1
                 continue
             due = [w.rule for w in windows if w.covers(term)]
+            if status != "grace":
+                # the grace notice ("you still count as a member until ...") only while that is
+                # true: a plan with less grace than the rule's offset has no grace left to tell of
+                due = [r for r in due if r.template_key != GRACE_TEMPLATE]
             if not due:
                 continue
             chosen = max(due, key=lambda r: r.rank)

@@ -203,6 +203,20 @@ def test_a_later_rule_already_sent_blocks_earlier_ones(app, default_rules, term_
     assert [m.template_key for m in outbox_rows()] == ["grace_notice"]
 
 
+def test_no_grace_notice_for_a_plan_whose_grace_is_over(app, default_rules, term_ending, make_plan):
+    short = make_plan(fee_minor=0, grace_days=7)
+    none = make_plan(fee_minor=0, grace_days=0)
+    ends = date(2026, 7, 1)
+    long_grace = term_ending(ends)                 # 30 days' grace: still in grace 14 days after
+    short_grace = term_ending(ends, plan=short)    # lapsed on 9 July
+    no_grace = term_ending(ends, plan=none)        # lapsed on 2 July
+    db.session.commit()
+    outcome = remind(date(2026, 7, 15))
+    assert [(m.source_id, m.template_key) for m in outbox_rows()] == [(long_grace.id, "grace_notice")]
+    assert outcome.counts["queued"] == 1
+    assert {short_grace.id, no_grace.id}.isdisjoint(m.source_id for m in outbox_rows())
+
+
 def test_who_gets_no_reminder(app, default_rules, term_ending, make_plan, make_member, make_term):
     ends = date(2026, 7, 1)
     good = term_ending(ends)
