@@ -281,7 +281,7 @@ class _Demo:
         self.sim_day = self.today
 
     def sweep(self, today: date, now: datetime) -> None:
-        plans.apply_status_transitions(self.s, today=today, now=now)
+        plans.apply_status_transitions(self.s, today=today, now=now, notify=False)
 
     def staff(self) -> User:
         return self.rng.choices(self.staff_users, weights=[1, 4, 3])[0]
@@ -711,7 +711,7 @@ class _Demo:
         for persona in personas:
             self.start_person(self.person(persona))
         self.run()
-        plans.apply_status_transitions(self.s, today=self.today, now=self.end_at)
+        plans.apply_status_transitions(self.s, today=self.today, now=self.end_at, notify=False)
         self.s.flush()
         rows = self.s.execute(select(Member.status, func.count()).group_by(Member.status)).all()
         self.result.statuses = {status: n for status, n in sorted(rows)}

@@ -376,3 +376,37 @@ def test_cached_status_matches_the_pure_function_for_every_term(make_member, mak
         for m in members:
             assert m.status == holder_status(terms_of(db.session, m), day).status, (m, day)
         day += timedelta(days=7)
+
+
+def test_a_member_who_lapses_gets_the_lapsed_notice_once(make_member, make_term, yearly):
+    from membership.notifications.models import OutboxMessage
+
+    lapsing = make_member(first_name="Nadia", email="nadia@example.org")
+    term = make_term(lapsing, yearly, starts_on=date(2025, 7, 1))  # ends 30 Jun 2026, grace to 30 Jul
+    bouncing = make_member(email="gone@example.org")
+    bouncing.email_bouncing = True
+    make_term(bouncing, yearly, starts_on=date(2025, 7, 1))
+    db.session.commit()
+
+    def notices():
+        return db.session.scalars(select(OutboxMessage).where(OutboxMessage.template_key == "lapsed_notice")).all()
+
+    apply_status_transitions(db.session, today=date(2026, 7, 20), now=at(date(2026, 7, 20)))  # grace: no notice
+    assert notices() == []
+    counts = apply_status_transitions(db.session, today=date(2026, 7, 31), now=at(date(2026, 7, 31)))
+    assert counts["lapsed_notices"] == 1
+    [notice] = notices()
+    assert (notice.member_id, notice.source_id, notice.to_address) == (lapsing.id, term.id, "nadia@example.org")
+    assert "has lapsed" in notice.subject and "30 July 2026" in notice.body_text  # grace end date
+    # the next days: nothing new
+    apply_status_transitions(db.session, today=date(2026, 8, 1), now=at(date(2026, 8, 1)))
+    assert len(notices()) == 1
+
+
+def test_the_demo_and_imports_can_move_statuses_without_mail(make_member, make_term, yearly):
+    from membership.notifications.models import OutboxMessage
+
+    make_term(make_member(), yearly, starts_on=date(2025, 7, 1))
+    counts = apply_status_transitions(db.session, today=date(2026, 8, 1), now=at(date(2026, 8, 1)), notify=False)
+    assert counts["holders_changed"] == 1 and counts["lapsed_notices"] == 0
+    assert count(OutboxMessage, OutboxMessage.template_key == "lapsed_notice") == 0

@@ -48,6 +48,21 @@ def queue_receipt(session: Session, payment, *, now: datetime) -> OutboxMessage 
                    source=payment)
 
 
+def queue_lapsed_notice(session: Session, holder, term, *, now: datetime) -> OutboxMessage | None:
+    """Tell a member (or an organisation's primary contact) that their membership has lapsed:
+    once per term and end date. Nothing for an address that bounces or a member who was erased."""
+    from membership.members.models import Member
+
+    member = holder if isinstance(holder, Member) else holder.primary_contact
+    if member is None or not member.email or member.email_bouncing or member.erased_at is not None:
+        return None
+    context = {"term": term}
+    if not isinstance(holder, Member):
+        context["organization_name"] = holder.name
+    return enqueue(session, template_key="lapsed_notice", dedupe_key=f"lapsed_notice:term:{term.id}:{term.ends_on}",
+                   now=now, member=member, context=context, source=term)
+
+
 def queue_password_reset(session: Session, user, *, reset_link: str, now: datetime,
                          link_expires_in: str = "1 hour") -> OutboxMessage | None:
     """A password-reset email to `user` (a User). Each link is its own email (keyed by the link)."""

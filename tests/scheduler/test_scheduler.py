@@ -65,7 +65,7 @@ def runs(name: str) -> list[JobRun]:
 
 def test_the_job_list_has_stable_names_and_later_jobs_can_join():
     names = [j.name for j in sched.jobs()]
-    assert names[:4] == ["status-transitions", "renewal-reminders", "deliver-email", "prune-job-runs"]
+    assert names[:5] == ["status-transitions", "renewal-reminders", "deliver-email", "staff-digest", "prune-job-runs"]
     job = Job("test-late-joiner", "tests.scheduler.test_scheduler:record_call", Every(900))
     assert register_job(job) is job
     assert register_job(Job("test-late-joiner", "tests.scheduler.test_scheduler:record_call", Every(900))) == job
