@@ -137,12 +137,25 @@ def register_job(job: Job) -> Job:
     return job
 
 
+# Feature packages whose jobs module registers its jobs when imported. Imported on first use of
+# the job list (not at import of this module: they import the domain, which imports this module's
+# neighbours), so every process that asks for the jobs - scheduler, CLI, staff pages - sees them.
+FEATURE_JOB_MODULES = ("membership.events.jobs",)
+
+
+def _load_feature_jobs() -> None:
+    for module in FEATURE_JOB_MODULES:
+        import_module(module)
+
+
 def jobs() -> list[Job]:
     """Every registered job, in registration order."""
+    _load_feature_jobs()
     return list(_REGISTRY.values())
 
 
 def get_job(name: str) -> Job:
+    _load_feature_jobs()
     try:
         return _REGISTRY[name]
     except KeyError:
@@ -258,6 +271,9 @@ for _job in (
         "Queue the renewal reminders that are due (rules under Admin > Reminders).", lease_seconds=15 * 60),
     Job("deliver-email", "membership.scheduler:deliver_email", Every(60),
         "Send queued emails from the outbox; retry failures with back-off.", lease_seconds=5 * 60),
+    Job("staff-digest", "membership.notifications.digest:staff_digest", Daily(time(7, 30), last_hour=12),
+        "Email staff a summary: yesterday's joins, lapses and payments; renewals due; what waits for them.",
+        lease_seconds=15 * 60),
     Job("prune-job-runs", "membership.scheduler:prune_job_runs", Daily(time(3, 30)),
         "Delete old run records of the scheduler.", lease_seconds=15 * 60),
 ):

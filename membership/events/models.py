@@ -42,7 +42,7 @@ class Event(db.Model):
     non_member_price_minor: Mapped[int] = mapped_column(Integer, default=0)
     currency: Mapped[str] = mapped_column(String(3))
     # reminder email this many hours before the start (None: no reminder)
-    reminder_hours_before: Mapped[int | None] = mapped_column(Integer, default=24)
+    reminder_hours_before: Mapped[int | None] = mapped_column(Integer)
     status: Mapped[str] = mapped_column(String(12), default="draft")
     # seats taken (confirmed + attended + no-show): changed only by one atomic UPDATE ... WHERE
     # seats_taken < capacity, so concurrent registrations never overfill the event

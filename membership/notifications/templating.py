@@ -81,6 +81,26 @@ class TemplateInfo:
 _REMINDER_REASON = ("you are a member of {{ association_name }} and your membership ends on {{ expiry_date }}. "
                     "We remind every member before their membership ends.")
 
+_EVENT_REASON = "you registered for {{ event_title }}, organised by {{ association_name }}."
+_EVENT_PLACEHOLDERS = (
+    ("event_title", "The event's title"),
+    ("event_start", "When it starts, in the association's time zone, e.g. Tuesday 9 March 2027, 18:30"),
+    ("event_end", "When it ends, e.g. Tuesday 9 March 2027, 20:30"),
+    ("event_venue", "The venue, or the online link (may be empty)"),
+    ("event_online_url", "The online link (may be empty)"),
+    ("event_link", "Link to the event's page"),
+    ("registration_status", "confirmed, waitlisted, pending..."),
+    ("price", "The price of this registration with currency (empty when free)"),
+    ("amount_due", "What is still to pay, with currency (empty when nothing is due)"),
+    ("cancellation_deadline", "Until when people can cancel themselves"),
+)
+_EVENT_SAMPLE = {
+    "event_title": "Annual general meeting", "event_start": "Tuesday 9 March 2027, 18:30",
+    "event_end": "Tuesday 9 March 2027, 20:30", "event_venue": "Community Hall, 12 Lake Road",
+    "event_online_url": "", "event_link": "https://example.org/events/42", "registration_status": "confirmed",
+    "price": "BDT 250.00", "amount_due": "BDT 250.00", "cancellation_deadline": "Monday 8 March 2027, 18:30",
+}
+
 TEMPLATES: dict[str, TemplateInfo] = {t.key: t for t in (
     TemplateInfo("welcome", "Welcome", "When a member joins.", "service",
                  "you have just joined {{ association_name }}."),
@@ -194,6 +214,39 @@ TEMPLATES: dict[str, TemplateInfo] = {t.key: t for t in (
          ("data_link", "Link to the My data page of the member portal")),
         {"request_number": "7", "decision_note": "You have an unpaid event booking; please contact us first.",
          "data_link": "https://example.org/my/data"}),
+    # ---- events (membership.events.emails)
+    TemplateInfo("event_confirmation", "Event registration confirmed",
+                 "When someone's registration for an event is confirmed (a calendar file is attached).", "service",
+                 _EVENT_REASON, _EVENT_PLACEHOLDERS, _EVENT_SAMPLE),
+    TemplateInfo("event_waitlisted", "Event waitlist",
+                 "When someone registers for a full event and is put on its waitlist.", "service",
+                 _EVENT_REASON, _EVENT_PLACEHOLDERS, _EVENT_SAMPLE),
+    TemplateInfo("event_promoted", "Event seat from the waitlist",
+                 "When a seat frees up and the first person on the waitlist gets it (a calendar file is "
+                 "attached).", "service", _EVENT_REASON, _EVENT_PLACEHOLDERS, _EVENT_SAMPLE),
+    TemplateInfo("event_registration_cancelled", "Event registration cancelled",
+                 "When a registration is cancelled, by the person or by staff.", "service",
+                 _EVENT_REASON, _EVENT_PLACEHOLDERS + (("cancelled_by_staff", "True when staff cancelled it"),),
+                 {**_EVENT_SAMPLE, "cancelled_by_staff": False}),
+    TemplateInfo("event_cancelled", "Event cancelled", "When staff cancel an event (sent to everyone registered).",
+                 "service", _EVENT_REASON,
+                 _EVENT_PLACEHOLDERS + (("cancel_reason", "The reason staff gave (may be empty)"),),
+                 {**_EVENT_SAMPLE, "cancel_reason": "The speaker is ill; we will announce a new date soon."}),
+    TemplateInfo("event_reminder", "Event reminder",
+                 "Before an event starts, as many hours before as the event says (sent by the scheduler).",
+                 "service", _EVENT_REASON, _EVENT_PLACEHOLDERS, _EVENT_SAMPLE),
+    TemplateInfo("event_feedback_request", "Event feedback request",
+                 "After an event, to the people who attended (sent by the scheduler).", "service",
+                 "you attended {{ event_title }}, organised by {{ association_name }}.",
+                 _EVENT_PLACEHOLDERS + (("feedback_link", "The link to the feedback form"),),
+                 {**_EVENT_SAMPLE, "feedback_link": "https://example.org/events/feedback/abc123"}),
+    TemplateInfo("event_guest_confirm", "Confirm an event registration (guests)",
+                 "When someone who is not signed in registers for an event: the link confirms their address.",
+                 "service", "someone, we hope you, registered for {{ event_title }} with this email address.",
+                 _EVENT_PLACEHOLDERS + (("confirm_link", "The link that confirms the registration"),
+                                        ("link_expires_in", "How long the link works, e.g. 3 days")),
+                 {**_EVENT_SAMPLE, "confirm_link": "https://example.org/events/confirm/abc123",
+                  "link_expires_in": "3 days"}, sensitive=True),
 )}
 
 

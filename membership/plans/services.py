@@ -93,8 +93,10 @@ def receipt_year(received_at: datetime) -> int:
 
 def record_payment(session: Session, payment: PaymentInput, *, actor, now: datetime,
                    member: Member | None = None, organization: Organization | None = None,
-                   membership: Membership | None = None, currency: str, notify: bool = True) -> Payment:
+                   membership: Membership | None = None, currency: str, notify: bool = True,
+                   registration=None) -> Payment:
     """Record money received and give it the next receipt number of its (local) year.
+    `registration`: the event registration it pays for (an EventRegistration), if any.
 
     With `notify`, the receipt email is queued in the same transaction (outbox).
     Marks `membership` paid when the payments cover its fee. Raises ValidationError for a bad
@@ -127,6 +129,7 @@ def record_payment(session: Session, payment: PaymentInput, *, actor, now: datet
                 member_id=member.id if member else None,
                 organization_id=organization.id if organization else None,
                 membership_id=membership.id if membership else None,
+                registration_id=registration.id if registration is not None else None,
                 amount_minor=payment.amount_minor, currency=currency, method=payment.method,
                 reference=(payment.reference or None), note=(payment.note or None),
                 received_at=payment.received_at, recorded_by_id=getattr(actor, "id", None),
@@ -447,13 +450,15 @@ def refresh_status(session: Session, holder: Member | Organization, *, today: da
 
 
 def apply_status_transitions(session: Session, *, today: date, now: datetime, batch_size: int = 500,
-                             progress: Callable[[int], None] | None = None) -> dict[str, int]:
+                             progress: Callable[[int], None] | None = None, notify: bool = True) -> dict[str, int]:
     """Daily sweep: expire overrides, move terms to their status of `today`, refresh their holders.
+    With `notify`, a holder whose status becomes "lapsed" gets the lapsed notice (outbox, once).
 
     Works in batches by id (bounded memory) and flushes per batch; the caller commits (the
     scheduler job commits once per run, so a failed run changes nothing).
     """
-    counts = {"terms_checked": 0, "terms_changed": 0, "overrides_expired": 0, "holders_changed": 0}
+    counts = {"terms_checked": 0, "terms_changed": 0, "overrides_expired": 0, "holders_changed": 0,
+              "lapsed_notices": 0}
     expired = session.scalars(select(Membership).where(Membership.override_status.is_not(None),
                                                        Membership.override_until < today)).all()
     for term in expired:
@@ -481,12 +486,24 @@ def apply_status_transitions(session: Session, *, today: date, now: datetime, ba
                 holder = term.member if term.member_id else term.organization
                 holders[(type(holder).__name__, holder.id)] = holder
         for holder in holders.values():
-            counts["holders_changed"] += refresh_status(session, holder, today=today, now=now)
+            changed = refresh_status(session, holder, today=today, now=now)
+            counts["holders_changed"] += changed
+            if changed and notify and holder.status == "lapsed":
+                counts["lapsed_notices"] += _notify_lapsed(session, holder, today=today, now=now)
         session.flush()
         last_id = batch[-1].id
         if progress:
             progress(len(batch))
     return counts
+
+
+def _notify_lapsed(session: Session, holder: Member | Organization, *, today: date, now: datetime) -> int:
+    from membership.notifications.emails import queue_lapsed_notice
+
+    term = holder_status(effective_terms(session, holder), today).term
+    if term is None:
+        return 0
+    return int(queue_lapsed_notice(session, holder, term, now=now) is not None)
 
 
 def validate_status(status: str) -> str:

@@ -11,3 +11,4 @@ from membership.staff import (  # noqa: E402,F401
     views_applications, views_home, views_import, views_member_page, views_members, views_notifications,
     views_organizations, views_payments, views_scheduler)
 from membership.staff import views_closures, views_help  # noqa: E402,F401
+from membership.staff import views_events  # noqa: E402,F401

@@ -20,6 +20,7 @@ from membership.notifications.outbox import member_messages
 from membership.core import time as clock
 from membership.core.errors import AlreadyRenewed, Conflict, DomainError
 from membership.core.models import Activity, AuditLog
+from membership.events.queries import member_registrations
 from membership.extensions import db
 from membership.members import services as members
 from membership.members.models import Interaction, Member
@@ -38,6 +39,7 @@ RECENT_PAYMENTS = 20
 RECENT_INTERACTIONS = 20
 RECENT_AUDIT = 50
 RECENT_ACTIVITIES = 20
+RECENT_EVENTS = 10
 AUDIT_PER_PAGE = 50
 
 
@@ -295,6 +297,7 @@ def render_member_page(member: Member, *, interaction_form: InteractionForm | No
         method_labels=METHOD_LABELS, channel_labels=CHANNEL_LABELS, source_labels=SOURCE_LABELS,
         override_labels=OVERRIDE_LABELS, error=error,
         messages=member_messages(db.session, member.id),
+        event_registrations=member_registrations(db.session, member.id, limit=RECENT_EVENTS),
     ), status
 
 
