@@ -118,6 +118,38 @@ def test_capacity_cannot_go_below_the_seats_taken_and_a_larger_one_promotes(make
 # ---------------------------------------------------------------- registration rules
 
 
+@pytest.mark.parametrize("zone, change_day, before, after", [
+    # spring forward: 28 March 2027 in London (GMT -> BST), 14 March 2027 in New York (EST -> EDT)
+    ("Europe/London", "2027-03-28", 0, 1),
+    ("America/New_York", "2027-03-14", -5, -4),
+    # fall back: 31 October 2027 in London, 7 November 2027 in New York
+    ("Europe/London", "2027-10-31", 1, 0),
+    ("America/New_York", "2027-11-07", -4, -5),
+])
+def test_a_registration_window_across_a_clock_change_opens_at_the_local_time_staff_typed(
+        app, monkeypatch, make_event, current_member, zone, change_day, before, after):
+    """Staff type "opens 09:00 the day before the clock change, closes 09:00 the day after": both
+    are 09:00 on the wall clock, so the window is 47 hours in spring and 49 in autumn."""
+    monkeypatch.setitem(app.config, "TIMEZONE", zone)
+    day = datetime.fromisoformat(change_day)
+    first, last = day - timedelta(days=1), day + timedelta(days=1)
+    values = ev.validate_event(form(starts_at=f"{last:%Y-%m-%d} 18:00", ends_at=f"{last:%Y-%m-%d} 20:00",
+                                    registration_opens_at=f"{first:%Y-%m-%d} 09:00",
+                                    registration_closes_at=f"{last:%Y-%m-%d} 09:00"),
+                               zone=ZoneInfo(zone), currency="GBP").values
+    opens, closes = values["registration_opens_at"], values["registration_closes_at"]
+    assert opens == datetime(first.year, first.month, first.day, 9, tzinfo=timezone.utc) - timedelta(hours=before)
+    assert closes == datetime(last.year, last.month, last.day, 9, tzinfo=timezone.utc) - timedelta(hours=after)
+    assert closes - opens == timedelta(hours=48 - (after - before))
+    event = make_event(starts_at=values["starts_at"], opens_at=opens, closes_at=closes)
+    member = current_member()
+    just_before = ev.availability(db.session, event, member=member, now=opens - timedelta(minutes=1))
+    assert not just_before.open and f"{first.day} {first:%B %Y} at 09:00" in just_before.reason
+    assert ev.availability(db.session, event, member=member, now=opens).open
+    assert ev.availability(db.session, event, member=member, now=closes - timedelta(minutes=1)).open
+    assert ev.availability(db.session, event, member=member, now=closes).reason == "Registration has closed."
+
+
 def test_registration_window(make_event, current_member):
     opens = NOW + timedelta(days=1)
     event = make_event(opens_at=opens, closes_at=NOW + timedelta(days=3))
