@@ -26,7 +26,7 @@ def _price(minor: int, currency: str) -> str:
 
 def event_context(session: Session, registration: EventRegistration) -> dict[str, Any]:
     """The event placeholders of an email about `registration` (plain values)."""
-    from membership.events.services import amount_due, format_local
+    from membership.events.services import amount_due, format_local, guest_cancel_token
 
     event = registration.event
     deadline = event.cancellation_deadline or event.starts_at
@@ -42,6 +42,9 @@ def event_context(session: Session, registration: EventRegistration) -> dict[str
         "price": _price(registration.price_minor, registration.currency),
         "amount_due": _price(due, registration.currency),
         "cancellation_deadline": format_local(deadline),
+        # members cancel on the event page once signed in; a guest has no login, so a signed link
+        "cancel_link": (event_link(event) if registration.member_id is not None
+                        else templating.link(f"/events/cancel/{guest_cancel_token(registration)}")),
     }
 
 

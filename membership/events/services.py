@@ -55,6 +55,8 @@ E = Event.__table__
 R_T = EventRegistration.__table__
 GUEST_CONFIRM_SALT = "samiti.event-guest-confirm.v1"
 GUEST_CONFIRM_MAX_AGE = timedelta(days=3)
+GUEST_CANCEL_SALT = "samiti.event-guest-cancel.v1"
+GUEST_CANCEL_MAX_AGE = timedelta(days=400)  # longer than any registration window
 FEEDBACK_SALT = "samiti.event-feedback.v1"
 FEEDBACK_MAX_AGE = timedelta(days=60)
 # feedback requests go only for events that ended this recently (turning the feature on, or a
@@ -950,6 +952,21 @@ def submit_feedback(session: Session, registration: EventRegistration, *, rating
         raise Conflict("You have already given your feedback on this event. Thank you!") from None
     _activity(session, registration, "feedback_given", now, rating=rating)
     return feedback
+
+
+def guest_cancel_token(registration: EventRegistration) -> str:
+    """Signed token of the cancel link in a guest's emails (a guest has no login)."""
+    return _serializer(GUEST_CANCEL_SALT).dumps({"r": registration.id, "k": registration.person_key})
+
+
+def registration_from_cancel_token(session: Session, token: str, *, now: datetime | None = None
+                                   ) -> EventRegistration:
+    """The registration a guest's cancel link names; ValidationError when the link is bad."""
+    data = _load_token(token, GUEST_CANCEL_SALT, GUEST_CANCEL_MAX_AGE, now, "")
+    registration = session.get(EventRegistration, data["r"])
+    if registration is None or registration.person_key != data.get("k"):
+        raise ValidationError("This link is not valid. Please check that you copied all of it.", field="token")
+    return registration
 
 
 def feedback_token(registration: EventRegistration) -> str:

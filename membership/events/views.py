@@ -326,3 +326,32 @@ def feedback(token: str):
 @bp.get("/<int:event_id>/feedback/thanks")
 def feedback_thanks(event_id: int):
     return render_template("events/feedback_thanks.html", event=_event_or_404(event_id))
+
+
+# ---------------------------------------------------------------- a guest cancels from the link in their email
+
+
+@bp.route("/cancel/<token>", methods=["GET", "POST"])
+def cancel_by_link(token: str):
+    """A guest has no login: the link in their emails names the registration. Opening it shows
+    what will be cancelled and a button (mail scanners open links); the button cancels."""
+    try:
+        registration = services.registration_from_cancel_token(db.session, token)
+    except ValidationError as e:
+        return render_template("events/link_problem.html", message=e.message, title="Cancel link"), 404
+    event = registration.event
+    form = ActionForm()
+    if request.method == "POST" and form.validate_on_submit() and registration.status != "cancelled":
+        was = registration.status
+        try:
+            services.cancel_registration(db.session, registration, now=utcnow(), actor=None, by="self")
+            db.session.commit()
+        except DomainError as e:
+            db.session.rollback()
+            return render_template("events/cancel_link.html", form=form, token=token, registration=registration,
+                                   event=event, error=e.message), e.status_code
+        flash("You have left the waitlist." if was == "waitlisted" else "Your registration is cancelled.",
+              "success")
+        return redirect(url_for("events.cancel_by_link", token=token), 303)
+    return render_template("events/cancel_link.html", form=form, token=token, registration=registration,
+                           event=event, error=None)

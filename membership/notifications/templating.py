@@ -93,12 +93,14 @@ _EVENT_PLACEHOLDERS = (
     ("price", "The price of this registration with currency (empty when free)"),
     ("amount_due", "What is still to pay, with currency (empty when nothing is due)"),
     ("cancellation_deadline", "Until when people can cancel themselves"),
+    ("cancel_link", "Where this person cancels (the event page; for a guest a signed link)"),
 )
 _EVENT_SAMPLE = {
     "event_title": "Annual general meeting", "event_start": "Tuesday 9 March 2027, 18:30",
     "event_end": "Tuesday 9 March 2027, 20:30", "event_venue": "Community Hall, 12 Lake Road",
     "event_online_url": "", "event_link": "https://example.org/events/42", "registration_status": "confirmed",
     "price": "BDT 250.00", "amount_due": "BDT 250.00", "cancellation_deadline": "Monday 8 March 2027, 18:30",
+    "cancel_link": "https://example.org/events/42",
 }
 
 TEMPLATES: dict[str, TemplateInfo] = {t.key: t for t in (

@@ -282,6 +282,51 @@ def test_a_guest_registers_and_confirms_by_the_emailed_link(client, make_event):
     assert len(registrations_of(event)) == 1
 
 
+def test_a_guest_cancels_from_the_link_in_the_confirmation_email_and_the_next_person_moves_up(
+        client, make_event, make_current_member):
+    event = make_event(title="Open day", capacity=1, cancellation_deadline=utcnow() + timedelta(days=2))
+    db.session.commit()
+    client.post(f"/events/{event.id}/register", data={"name": "Karim Uddin", "email": "karim@example.org"})
+    client.post(link_in(mail_to("karim@example.org", "event_guest_confirm"), "/events/confirm/"))
+    waiting = make_current_member()[0]
+    services.register_member(db.session, event, waiting, now=utcnow(), actor=None)
+    db.session.commit()
+
+    link = link_in(mail_to("karim@example.org", "event_confirmation"), "/events/cancel/")
+    page = client.get(link)
+    assert page.status_code == 200 and "Cancel my registration" in text_of(page) and "Karim Uddin" in text_of(page)
+    assert registrations_of(event, guest_email="karim@example.org")[0].status == "confirmed"  # opening: nothing
+    done = client.post(link, follow_redirects=True)
+    assert "Your registration is cancelled." in text_of(done)
+    db.session.expire_all()
+    assert registrations_of(event, guest_email="karim@example.org")[0].status == "cancelled"
+    assert registrations_of(event, member_id=waiting.id)[0].status == "confirmed"  # moved up
+    twice = client.post(link)  # nothing more happens
+    assert twice.status_code == 200 and "is cancelled" in text_of(twice)
+    assert client.get("/events/cancel/made-up-token").status_code == 404
+    assert client.get(link[:-4] + "AAAA").status_code == 404
+
+
+def test_a_guest_cannot_cancel_after_the_deadline(client, make_event):
+    event = make_event(title="Open day", cancellation_deadline=utcnow() + timedelta(minutes=1))
+    db.session.commit()
+    client.post(f"/events/{event.id}/register", data={"name": "Karim Uddin", "email": "karim@example.org"})
+    client.post(link_in(mail_to("karim@example.org", "event_guest_confirm"), "/events/confirm/"))
+    link = link_in(mail_to("karim@example.org", "event_confirmation"), "/events/cancel/")
+    event.cancellation_deadline = utcnow() - timedelta(minutes=1)
+    db.session.commit()
+    refused = client.post(link)
+    assert refused.status_code == 409 and "cancel" in text_of(refused).lower()
+    db.session.expire_all()
+    assert registrations_of(event)[0].status == "confirmed"
+
+
+def mail_to(address: str, template_key: str) -> OutboxMessage:
+    db.session.expire_all()
+    return db.session.scalars(select(OutboxMessage).where(OutboxMessage.to_address == address,
+                                                          OutboxMessage.template_key == template_key)).one()
+
+
 def test_a_guest_form_with_bad_input_is_shown_again(client, make_event):
     event = make_event(title="Open day")
     db.session.commit()
