@@ -141,3 +141,14 @@ def _install_search_index() -> None:
 
 
 _install_search_index()
+
+
+class MemberTag(db.Model):
+    """A staff-given label on a member ("board", "volunteer", "speaker"), for filters and segments."""
+
+    __tablename__ = "member_tag"
+
+    member_id: Mapped[int] = mapped_column(ForeignKey("member.id", ondelete="CASCADE"), primary_key=True)
+    tag: Mapped[str] = mapped_column(String(50), primary_key=True)
+
+    __table_args__ = (Index("ix_member_tag_tag", "tag"),)
