@@ -140,7 +140,8 @@ def register_job(job: Job) -> Job:
 # Feature packages whose jobs module registers its jobs when imported. Imported on first use of
 # the job list (not at import of this module: they import the domain, which imports this module's
 # neighbours), so every process that asks for the jobs - scheduler, CLI, staff pages - sees them.
-FEATURE_JOB_MODULES = ("membership.events.jobs",)
+FEATURE_JOB_MODULES = ("membership.events.jobs", "membership.engagement.dashboard_jobs",
+                       "membership.engagement.jobs")
 
 
 def _load_feature_jobs() -> None:

@@ -231,7 +231,8 @@ class TestWithCsrf:
             except Exception as e:  # noqa: BLE001 - a page that raises (or warns, under -W error)
                 failures.append((url, type(e).__name__, str(e)[:200]))
                 continue
-            body = response.get_data(as_text=True)  # runs streamed responses to the end too
+            # runs streamed responses to the end too; binary answers (the email open pixel) are fine
+            body = response.get_data().decode("utf-8", "replace")
             if response.status_code >= 500:
                 failures.append((url, response.status_code, "server error"))
                 continue

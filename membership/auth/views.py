@@ -65,8 +65,9 @@ def login():
         now = utcnow()
         user.last_login_at = now
         if user.member_id:
-            from membership.core.services import record_activity
-            record_activity(db.session, member_id=user.member_id, kind="logged_in", occurred_at=now)
+            from membership.core.time import tz
+            from membership.engagement.tracking import record_login
+            record_login(db.session, user.member_id, now=now, zone=tz())  # once per local day
         db.session.commit()
         login_user(user, remember=form.remember.data)
         target = form.next.data

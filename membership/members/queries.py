@@ -9,11 +9,21 @@ from datetime import date
 from sqlalchemy import Select, and_, func, literal_column, or_, select, table
 from sqlalchemy.orm import Session
 
-from membership.members.models import MEMBER_STATUSES, Member
+from membership.engagement.models import ENGAGEMENT_BANDS, RISK_BANDS, CurrentScore
+from membership.members.models import MEMBER_STATUSES, Member, MemberTag
 from membership.members.services import search_key
 from membership.plans.models import Plan
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_TAG_SPACE = re.compile(r"\s+")
+TAG_MAX = 50
+SEGMENT_DEPTH = 3  # a segment saved from a segment's list may name another; no deeper than this
+
+
+def normalize_tag(raw: str | None) -> str:
+    """A tag as stored: control characters dropped, spaces collapsed, casefolded, at most 50 characters."""
+    text = _TAG_SPACE.sub(" ", _CONTROL.sub(" ", raw or "")).strip().casefold()
+    return text[:TAG_MAX].strip()
 
 SORTS = {
     "name": (Member.last_name, Member.first_name, Member.id),
@@ -37,8 +47,17 @@ class MemberFilter:
     joined_to: date | None = None
     expires_from: date | None = None
     expires_to: date | None = None
+    # engagement (issue 6): bands and last activity from current_score, staff tags, a saved segment
+    engagement: list[str] = field(default_factory=list)
+    risk: list[str] = field(default_factory=list)
+    active_before: date | None = None
+    active_after: date | None = None
+    tag: list[str] = field(default_factory=list)
+    segment: int | None = None
     sort: str = "name"
     errors: dict[str, str] = field(default_factory=dict)
+    # the saved segment's own filter, attached by resolve_segment (not a URL argument)
+    segment_filter: "MemberFilter | None" = field(default=None, repr=False, compare=False)
 
     @classmethod
     def from_args(cls, args) -> "MemberFilter":
@@ -46,14 +65,17 @@ class MemberFilter:
         f = cls()
         f.q = _CONTROL.sub("", args.get("q") or "").strip()[:200]
         f.status = [s for s in args.getlist("status") if s in MEMBER_STATUSES]
-        for name in ("plan_id", "organization_id"):
+        f.engagement = [b for b in dict.fromkeys(args.getlist("engagement")) if b in ENGAGEMENT_BANDS]
+        f.risk = [b for b in dict.fromkeys(args.getlist("risk")) if b in RISK_BANDS]
+        f.tag = [t for t in dict.fromkeys(normalize_tag(t) for t in args.getlist("tag")) if t][:10]
+        for name in ("plan_id", "organization_id", "segment"):
             raw = (args.get(name) or "").strip()
             if raw:
                 if re.fullmatch(r"[0-9]{1,9}", raw):
                     setattr(f, name, int(raw))
                 else:
                     f.errors[name] = "Not a valid choice."
-        for name in ("joined_from", "joined_to", "expires_from", "expires_to"):
+        for name in ("joined_from", "joined_to", "expires_from", "expires_to", "active_before", "active_after"):
             raw = (args.get(name) or "").strip()
             if raw:
                 try:
@@ -68,7 +90,7 @@ class MemberFilter:
         """The filter as URL arguments (for pagination, sorting and export links)."""
         out = {}
         for fl in fields(self):
-            if fl.name == "errors":
+            if fl.name in ("errors", "segment_filter"):
                 continue
             value = getattr(self, fl.name)
             if value in (None, "", []):
@@ -131,6 +153,14 @@ def member_query(f: MemberFilter) -> Select:
         stmt = stmt.where(Member.expires_on >= f.expires_from)
     if f.expires_to:
         stmt = stmt.where(Member.expires_on <= f.expires_to)
+    stmt = _engagement_conditions(stmt, f)
+    for tag in f.tag:
+        # each tag through the member_tag primary key (member_id, tag)
+        stmt = stmt.where(select(MemberTag.member_id).where(MemberTag.member_id == Member.id,
+                                                            MemberTag.tag == tag).exists())
+    if f.segment_filter is not None:
+        inner = member_query(f.segment_filter).order_by(None).with_only_columns(Member.id)
+        stmt = stmt.where(Member.id.in_(inner))
     columns = list(SORTS[f.sort.lstrip("-")])
     if f.q:
         # A search matches few members; find them through the search index, then sort them.
@@ -146,6 +176,53 @@ def member_query(f: MemberFilter) -> Select:
     else:
         stmt = stmt.order_by(*columns)
     return stmt
+
+
+def _engagement_conditions(stmt: Select, f: MemberFilter) -> Select:
+    """Bands and last activity, through one outer join of current_score on its primary key.
+    "Last active before D" includes members never active (or not yet scored)."""
+    if not (f.engagement or f.risk or f.active_before or f.active_after):
+        return stmt
+    stmt = stmt.outerjoin(CurrentScore, CurrentScore.member_id == Member.id)
+    if f.engagement:
+        stmt = stmt.where(CurrentScore.engagement_band.in_(f.engagement))
+    if f.risk:
+        stmt = stmt.where(CurrentScore.risk_band.in_(f.risk))
+    if f.active_before or f.active_after:
+        from membership.core.time import local_midnight_utc, tz
+        zone = tz()
+        if f.active_before:
+            stmt = stmt.where(or_(CurrentScore.last_activity_at.is_(None),
+                                  CurrentScore.last_activity_at < local_midnight_utc(f.active_before, zone)))
+        if f.active_after:
+            stmt = stmt.where(CurrentScore.last_activity_at >= local_midnight_utc(f.active_after, zone))
+    return stmt
+
+
+def resolve_segment(session: Session, f: MemberFilter, *, depth: int = 0) -> MemberFilter:
+    """Attach the saved segment `f.segment` names (its own filter, combined with f's with AND), or
+    report it in f.errors when it does not exist. Returns f."""
+    if not f.segment:
+        return f
+    from membership.engagement.models import Segment
+    from werkzeug.datastructures import MultiDict
+
+    row = session.get(Segment, f.segment)
+    if row is None or depth >= SEGMENT_DEPTH:
+        f.errors["segment"] = "This saved segment does not exist (any more)."
+        f.segment = None
+        return f
+    inner = MemberFilter.from_args(MultiDict(_as_pairs(row.filters or {})))
+    f.segment_filter = resolve_segment(session, inner, depth=depth + 1)
+    return f
+
+
+def _as_pairs(args: dict) -> list[tuple[str, str]]:
+    pairs = []
+    for key, value in args.items():
+        for v in (value if isinstance(value, list) else [value]):
+            pairs.append((key, str(v)))
+    return pairs
 
 
 def count_by_status(session: Session) -> dict[str, int]:

@@ -1,5 +1,6 @@
 """The daily staff digest: what happened yesterday and what waits for staff, one email per staff
-user and day (the scheduler's "staff-digest" job). Nothing to say, no email."""
+user and day (the scheduler's "staff-digest" job). Nothing to say, no email. Members who crossed
+into high churn risk are listed once per risk episode (engagement.alerts)."""
 from __future__ import annotations
 
 from datetime import date, datetime, timedelta
@@ -10,6 +11,7 @@ from sqlalchemy.orm import Session
 from membership.accounts.models import User
 from membership.core.models import Activity
 from membership.core.time import local_midnight_utc
+from membership.engagement.alerts import alerts_to_notify, digest_alert_lines, mark_notified
 from membership.members.models import Member
 from membership.notifications.models import OutboxMessage
 from membership.plans.models import Membership, Payment
@@ -64,6 +66,7 @@ def digest_lines(session: Session, *, today: date, zone) -> list[str]:
     failed = count(select(func.count()).select_from(OutboxMessage).where(OutboxMessage.status == "failed"))
     if failed:
         lines.append(f"{_plural(failed, 'email')} failed to send (see Emails > Outbox).")
+    lines.extend(digest_alert_lines(alerts_to_notify(session)))
     return lines
 
 
@@ -71,6 +74,8 @@ def send_staff_digest(session: Session, *, today: date, now: datetime, zone) -> 
     """Queue the digest of `today` to every active staff and admin user (once per user and day)."""
     from membership.notifications.emails import queue_staff_digest
 
+    # read before the lines, so that the alerts marked below are exactly those the lines name
+    pending = alerts_to_notify(session)
     lines = digest_lines(session, today=today, zone=zone)
     counts = {"lines": len(lines), "queued": 0}
     if not lines:
@@ -80,6 +85,10 @@ def send_staff_digest(session: Session, *, today: date, now: datetime, zone) -> 
     for user in users:
         if queue_staff_digest(session, user, digest_date=today, lines=lines, now=now) is not None:
             counts["queued"] += 1
+    if counts["queued"] and pending:
+        # each churn-risk alert is told once per episode: the next digest does not repeat it
+        mark_notified(session, [alert for alert, _ in pending], day=today)
+        counts["alerts"] = len(pending)
     return counts
 
 

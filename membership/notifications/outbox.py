@@ -531,8 +531,14 @@ class _SentMarks:
 
 
 def _build(item: _Claimed, mail_from: str, when: datetime):
+    body_html = item.body_html
+    if body_html and item.member_id is not None:
+        # Tracking is added as the message is built for sending, when its id is known: the stored
+        # body (shown to staff in the outbox) stays clean, so a staff preview records nothing.
+        from membership.engagement.tracking import add_tracking
+        body_html = add_tracking(body_html, item.id)
     return build_message(mail_from=mail_from, to_address=item.to_address, to_name=item.to_name,
-                         subject=item.subject, body_text=item.body_text, body_html=item.body_html,
+                         subject=item.subject, body_text=item.body_text, body_html=body_html,
                          message_id=item.message_id, when=when, headers=item.headers,
                          attachments=item.attachments)
 

@@ -12,3 +12,4 @@ from membership.staff import (  # noqa: E402,F401
     views_organizations, views_payments, views_scheduler)
 from membership.staff import views_closures, views_help  # noqa: E402,F401
 from membership.staff import views_events  # noqa: E402,F401
+from membership.staff import views_engagement  # noqa: E402,F401

@@ -20,6 +20,7 @@ from membership.notifications.outbox import member_messages
 from membership.core import time as clock
 from membership.core.errors import AlreadyRenewed, Conflict, DomainError
 from membership.core.models import Activity, AuditLog
+from membership.engagement import queries as engagement
 from membership.events.queries import member_registrations
 from membership.extensions import db
 from membership.members import services as members
@@ -33,6 +34,7 @@ from membership.staff import bp
 from membership.staff.forms_member_page import (
     CHANNEL_LABELS, METHOD_LABELS, OVERRIDE_LABELS, SOURCE_LABELS, CancelForm, InteractionForm, JoinForm,
     OverrideForm, PaymentForm, RenewForm, put_error, to_id)
+from membership.staff.forms_engagement import AlertActionForm, TagForm
 from membership.web import format_day, get_or_404, money
 
 RECENT_PAYMENTS = 20
@@ -234,7 +236,7 @@ def _renewable(term: Membership | None, today: date) -> bool:
 
 
 def render_member_page(member: Member, *, interaction_form: InteractionForm | None = None,
-                       status: int = 200, error: str | None = None):
+                       status: int = 200, error: str | None = None, alert_form=None):
     """The member page: about ten small indexed queries (each list limited), whatever the size of
     the database."""
     now, today = _clock()
@@ -277,6 +279,10 @@ def render_member_page(member: Member, *, interaction_form: InteractionForm | No
 
     if interaction_form is None:
         interaction_form = InteractionForm(formdata=None, occurred_at=now.replace(second=0, microsecond=0))
+    # engagement (issue 6): scores read from the scoring job's tables, tags, the open risk alert
+    score = engagement.member_engagement(db.session, member.id)
+    if alert_form is None:
+        alert_form = AlertActionForm(formdata=None, alert_id=score.alert.id if score.alert else "")
 
     # The header's buttons act on the term that decides the status (or the latest one).
     cancel_term = governing_own if governing_own is not None and "cancel" in term_actions(
@@ -298,6 +304,9 @@ def render_member_page(member: Member, *, interaction_form: InteractionForm | No
         override_labels=OVERRIDE_LABELS, error=error,
         messages=member_messages(db.session, member.id),
         event_registrations=member_registrations(db.session, member.id, limit=RECENT_EVENTS),
+        score=score, alert_form=alert_form, tag_form=TagForm(formdata=None),
+        tags=engagement.member_tags(db.session, member.id), engagement_labels=engagement.ENGAGEMENT_LABELS,
+        risk_labels=engagement.RISK_LABELS, kind_labels=engagement.KIND_LABELS,
     ), status
 
 

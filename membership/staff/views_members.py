@@ -16,7 +16,8 @@ from membership.core.time import local_today, utcnow
 from membership.extensions import db
 from membership.members import services as member_services
 from membership.members.models import MEMBER_STATUSES, Member, Organization
-from membership.members.queries import MemberFilter, member_query
+from membership.engagement.models import ENGAGEMENT_BANDS, RISK_BANDS, Segment
+from membership.members.queries import MemberFilter, member_query, resolve_segment
 from membership.plans import services as plans
 from membership.plans.models import Payment, Plan
 from membership.staff import bp
@@ -50,12 +51,17 @@ def parse_member_filter(args) -> MemberFilter:
         errors["q"] = "The search contained characters that are not allowed; they were ignored."
     f = MemberFilter.from_args(args)
     f.errors.update(errors)
-    return f
+    return resolve_segment(db.session, f)
 
 
 FILTER_LABELS = {"q": "Search", "plan_id": "Plan", "organization_id": "Organisation",
                  "joined_from": "Joined from", "joined_to": "Joined to",
-                 "expires_from": "Term ending from", "expires_to": "Term ending to"}
+                 "expires_from": "Term ending from", "expires_to": "Term ending to",
+                 "engagement": "Engagement", "risk": "Churn risk", "active_before": "Last active before",
+                 "active_after": "Last active on or after", "tag": "Tag", "segment": "Segment"}
+ENGAGEMENT_LABELS = {"highly_engaged": "Highly engaged", "engaged": "Engaged", "drifting": "Drifting",
+                     "dormant": "Dormant"}
+RISK_LABELS = {"high": "High", "medium": "Medium", "low": "Low"}
 
 
 @bp.get("/members")
@@ -74,12 +80,16 @@ def members():
         page = db.paginate(stmt, page=page.pages, per_page=per_page, error_out=False)
     plan_list = db.session.scalars(select(Plan).order_by(Plan.is_active.desc(), Plan.sort_order, Plan.name)).all()
     org_list = db.session.execute(select(Organization.id, Organization.name).order_by(Organization.name)).all()
+    segments = db.session.execute(select(Segment.id, Segment.name).order_by(Segment.name)).all()
+    from membership.staff.forms_engagement import SegmentForm
     return render_template(
         "staff/members/list.html", page=page, filter=f, args=args, plans=plan_list,
         plan_names={p.id: p.name for p in plan_list}, organizations=org_list,
         org_names={o.id: o.name for o in org_list}, statuses=MEMBER_STATUSES,
         total_label=count_label(page.total or 0), filter_labels=FILTER_LABELS,
-        format_phone=member_services.format_phone)
+        format_phone=member_services.format_phone, segments=segments,
+        engagement_bands=ENGAGEMENT_BANDS, risk_bands=RISK_BANDS, engagement_labels=ENGAGEMENT_LABELS,
+        risk_labels=RISK_LABELS, segment_form=SegmentForm(formdata=None))
 
 
 # ---------------------------------------------------------------- create and edit

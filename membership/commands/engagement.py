@@ -1,0 +1,144 @@
+"""`flask history import` and `flask churn backtest|score`: load an association's history, judge
+the churn score on it, and run the scoring once."""
+from __future__ import annotations
+
+import csv
+import sys
+from datetime import date
+from pathlib import Path
+
+import click
+from flask import current_app
+from flask.cli import AppGroup
+from sqlalchemy.exc import SQLAlchemyError
+
+from membership.commands.common import require_schema
+from membership.core.time import local_today, tz, utcnow
+from membership.extensions import db
+
+EXIT_ROW_ERRORS = 2
+
+
+@click.group("history", cls=AppGroup)
+def history_group():
+    """Import an association's past members, terms and activities."""
+
+
+@history_group.command("import")
+@click.argument("directory", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--create-plans", is_flag=True, help="Create plans with unknown codes instead of refusing the rows.")
+@click.option("--dry-run", is_flag=True, help="Check every row and print the report; write nothing.")
+def history_import(directory: Path, create_plans: bool, dry_run: bool):
+    """Import members.csv, memberships.csv and activities.csv from DIRECTORY.
+
+    Prints one line per problem (file, row number as a spreadsheet shows it, column) and a
+    summary. Exit status: 0 every row fine, 1 nothing imported, 2 rows with errors left out."""
+    from membership.engagement import history
+
+    require_schema()
+    cfg = current_app.config
+    try:
+        total = history.count_rows(directory)
+        with click.progressbar(length=total, label="Checking" if dry_run else "Importing", file=sys.stderr,
+                               show_pos=True) as bar:
+            report = history.import_history(db.session, directory, create_plans=create_plans, dry_run=dry_run,
+                                            today=local_today(), now=utcnow(), zone=tz(),
+                                            currency=cfg["CURRENCY"], region=cfg["PHONE_REGION"],
+                                            progress=bar.update)
+        if dry_run:
+            db.session.rollback()
+        else:
+            db.session.commit()
+    except history.HistoryFileError as e:
+        db.session.rollback()
+        raise click.ClickException(f"Nothing was imported: {e.message}")
+    except (SQLAlchemyError, UnicodeDecodeError, csv.Error) as e:
+        db.session.rollback()
+        raise click.ClickException(f"Nothing was imported: {e.__class__.__name__}: {str(e)[:200]}")
+    for issue in report.issues:
+        click.echo(str(issue))
+    if report.issue_count > len(report.issues):
+        click.echo(f"... and {report.issue_count - len(report.issues):,} more problems")
+    click.echo(report.summary())
+    if report.error_rows:
+        sys.exit(EXIT_ROW_ERRORS)
+
+
+@click.group("churn", cls=AppGroup)
+def churn_group():
+    """Churn risk: back-test the score, run the scoring."""
+
+
+def _pct(x: float | None) -> str:
+    return "n/a" if x is None else f"{x:.1%}"
+
+
+def _num(x: float | None) -> str:
+    return "n/a" if x is None else f"{x:.3f}"
+
+
+@churn_group.command("backtest")
+@click.option("--as-of", "as_of", required=True, type=click.DateTime(formats=["%Y-%m-%d"]),
+              help="Score as of this day (YYYY-MM-DD), with only what was known then.")
+@click.option("--horizon-days", default=90, show_default=True, type=click.IntRange(1, 3660),
+              help="Judge the terms that end in this many days after the date.")
+@click.option("--model", "model", type=click.Choice(["auto", "default"]), default="auto", show_default=True,
+              help="auto: fit on the history known on the date when there is enough, else the default model.")
+@click.option("--scores-csv", type=click.Path(dir_okay=False, path_type=Path),
+              help="Also write each term's score and outcome to this CSV file.")
+def churn_backtest(as_of, horizon_days: int, model: str, scores_csv: Path | None):
+    """Score every member whose term ends in the N days after DATE as of DATE, and compare with
+    whether they renewed (a next term starting by the end of the grace period)."""
+    from membership.engagement.model import backtest
+    from membership.engagement.settings import get_settings
+    from membership.members.models import Member
+
+    require_schema()
+    day: date = as_of.date()
+    settings = get_settings(db.session)
+    result = backtest(db.session, as_of=day, horizon_days=horizon_days, zone=tz(),
+                      half_life_days=settings.half_life_days, model=model)
+    if scores_csv:
+        numbers = {}
+        ids = [r.member_id for r in result.rows]
+        for i in range(0, len(ids), 900):
+            numbers.update({mid: (num, ext) for mid, num, ext in db.session.execute(
+                db.select(Member.id, Member.member_number, Member.external_id).where(Member.id.in_(ids[i:i + 900])))})
+        with open(scores_csv, "w", newline="", encoding="utf-8") as fh:
+            w = csv.writer(fh)
+            w.writerow(["member_number", "external_id", "term_id", "ends_on", "churn_risk", "risk_band",
+                        "days_since_last_activity", "churned", "reasons"])
+            for r in result.rows:
+                num, ext = numbers.get(r.member_id, ("", ""))
+                w.writerow([num, ext or "", r.term_id, r.ends_on.isoformat(), f"{r.risk:.4f}", r.risk_band or "",
+                            "" if r.days_since_last_activity is None else r.days_since_last_activity, r.churned,
+                            "; ".join(x["text"] for x in r.reasons)])
+    db.session.rollback()
+    m = result.measures()
+    click.echo(f"Back-test as of {day.isoformat()}, terms ending in the next {horizon_days} days; "
+               f"score: {result.model_note}.")
+    click.echo(f"Terms: {result.terms:,}")
+    click.echo(f"Churn rate: {_pct(result.churn_rate)}")
+    click.echo(f"{'':34} {'ROC AUC':>8} {'Avg precision':>14}")
+    click.echo(f"{'Samiti churn risk':34} {_num(m['auc']):>8} {_num(m['average_precision']):>14}")
+    click.echo(f"{'Days since last activity (rule)':34} {_num(m['baseline_auc']):>8} "
+               f"{_num(m['baseline_average_precision']):>14}")
+    if scores_csv:
+        click.echo(f"Scores written to {scores_csv}.")
+
+
+@churn_group.command("score")
+@click.option("--today", type=click.DateTime(formats=["%Y-%m-%d"]), help="Score as of this day (default: today).")
+def churn_score(today):
+    """Run the engagement and churn scoring once (what the daily job does), committing per batch."""
+    from membership.engagement.jobs import score_all
+
+    require_schema()
+    day = today.date() if today else local_today()
+    with click.progressbar(length=1, label="Scoring", file=sys.stderr) as bar:
+        counts = score_all(db.session, today=day, now=utcnow(), zone=tz(), on_batch=db.session.commit)
+        db.session.commit()
+        bar.update(1)
+    click.echo(f"Scored {counts['scored']:,} members as of {day.isoformat()} in {counts['batches']} batches: "
+               f"{counts['at_risk']:,} at high risk, {counts['opened']:,} alerts opened, "
+               f"{counts['resolved']:,} resolved.")

@@ -1,0 +1,378 @@
+"""Churn models: the transparent default, fitting on the association's own history, back-test
+measures, and the choice of the active model.
+
+Fitting is plain logistic regression with an L2 penalty, solved by Newton's method (IRLS) on
+standardised inputs, in pure Python: there are only a dozen inputs and a few thousand past terms,
+so no numerical library is needed.
+
+Training data: past terms whose outcome is known on the training day (ended, grace period over),
+each labelled 1 if no next term started by the end of its grace period, with its features as of
+`end - lead_days` (default 60: the moment staff can still act).
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from typing import Any, Iterable, Sequence
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from membership.engagement import scoring
+from membership.engagement.features import compute_features
+from membership.engagement.models import ChurnModel
+from membership.members.models import Member
+from membership.plans.models import Membership
+
+DEFAULT_MODEL = scoring.DEFAULT_MODEL
+MIN_TERMS = 200
+MIN_LAPSES = 20
+LEAD_DAYS = 60
+MAX_TRAINING_TERMS = 20_000
+HOLDOUT_SHARE = 0.25
+
+
+# ---------------------------------------------------------------- measures
+
+
+def roc_auc(y: Sequence[int], p: Sequence[float]) -> float | None:
+    """Area under the ROC curve: the chance that a random positive scores above a random negative
+    (ties count a half). None when one class is missing."""
+    pairs = sorted(zip(p, y), key=lambda t: t[0])
+    pos = sum(1 for v in y if v)
+    neg = len(y) - pos
+    if not pos or not neg:
+        return None
+    rank_sum = 0.0
+    i = 0
+    while i < len(pairs):  # average ranks over ties
+        j = i
+        while j + 1 < len(pairs) and pairs[j + 1][0] == pairs[i][0]:
+            j += 1
+        avg_rank = (i + j) / 2 + 1
+        rank_sum += avg_rank * sum(1 for k in range(i, j + 1) if pairs[k][1])
+        i = j + 1
+    return (rank_sum - pos * (pos + 1) / 2) / (pos * neg)
+
+
+def average_precision(y: Sequence[int], p: Sequence[float]) -> float | None:
+    """Average precision: the mean, over the positives, of the precision among the cases scored
+    at least as high (ties form one step, as scikit-learn does). None without positives."""
+    pos = sum(1 for v in y if v)
+    if not pos:
+        return None
+    order = sorted(zip(p, y), key=lambda t: -t[0])
+    ap = 0.0
+    tp = seen = 0
+    i = 0
+    while i < len(order):
+        j = i
+        while j + 1 < len(order) and order[j + 1][0] == order[i][0]:
+            j += 1
+        block_pos = sum(1 for k in range(i, j + 1) if order[k][1])
+        tp += block_pos
+        seen += j - i + 1
+        ap += block_pos / pos * (tp / seen)
+        i = j + 1
+    return ap
+
+
+# ---------------------------------------------------------------- fitting
+
+
+def _solve(a: list[list[float]], b: list[float]) -> list[float]:
+    """Gaussian elimination with partial pivoting (a is small and positive definite)."""
+    n = len(b)
+    m = [row[:] + [b[i]] for i, row in enumerate(a)]
+    for col in range(n):
+        piv = max(range(col, n), key=lambda r: abs(m[r][col]))
+        m[col], m[piv] = m[piv], m[col]
+        d = m[col][col] or 1e-12
+        for r in range(col + 1, n):
+            f = m[r][col] / d
+            if f:
+                for c in range(col, n + 1):
+                    m[r][c] -= f * m[col][c]
+    x = [0.0] * n
+    for r in range(n - 1, -1, -1):
+        x[r] = (m[r][n] - sum(m[r][c] * x[c] for c in range(r + 1, n))) / (m[r][r] or 1e-12)
+    return x
+
+
+def fit(rows: Iterable[tuple[dict[str, Any], int]], *, l2: float = 1.0, iterations: int = 25) -> dict[str, Any]:
+    """Fit a logistic model on [(raw features, label)] (label 1 = did not renew). Returns model
+    parameters in the form scoring.probability reads: intercept, weights per input, scaling
+    [mean, std] per input (so each weight is per standard deviation)."""
+    data = [([scoring.model_inputs(f)[k] for k in scoring.INPUTS], int(y)) for f, y in rows]
+    n = len(data)
+    if n == 0:
+        raise ValueError("no training rows")
+    d = len(scoring.INPUTS)
+    means = [sum(x[j] for x, _ in data) / n for j in range(d)]
+    stds = [math.sqrt(sum((x[j] - means[j]) ** 2 for x, _ in data) / n) or 1.0 for j in range(d)]
+    xs = [[1.0] + [(x[j] - means[j]) / stds[j] for j in range(d)] for x, _ in data]
+    ys = [y for _, y in data]
+    beta = [0.0] * (d + 1)
+    for _ in range(iterations):
+        grad = [0.0] * (d + 1)
+        hess = [[0.0] * (d + 1) for _ in range(d + 1)]
+        for x, y in zip(xs, ys):
+            z = sum(b * v for b, v in zip(beta, x))
+            p = scoring.sigmoid(z)
+            w = p * (1 - p)
+            r = y - p
+            for i in range(d + 1):
+                xi = x[i]
+                grad[i] += r * xi
+                wxi = w * xi
+                row = hess[i]
+                for j in range(i, d + 1):
+                    row[j] += wxi * x[j]
+        for i in range(d + 1):
+            for j in range(i):
+                hess[i][j] = hess[j][i]
+        for i in range(1, d + 1):  # no penalty on the intercept
+            grad[i] -= l2 * beta[i]
+            hess[i][i] += l2
+        step = _solve(hess, grad)
+        beta = [b + s for b, s in zip(beta, step)]
+        if max(abs(s) for s in step) < 1e-6:
+            break
+    return {
+        "intercept": beta[0],
+        "weights": {k: beta[i + 1] for i, k in enumerate(scoring.INPUTS)},
+        "scaling": {k: [means[i], stds[i]] for i, k in enumerate(scoring.INPUTS)},
+    }
+
+
+def baseline_score(features: dict[str, Any]) -> float:
+    """The plain rule to beat: the longer since the last activity, the riskier."""
+    days = features.get("days_since_last_activity")
+    return 100_000.0 if days is None else float(days)
+
+
+# ---------------------------------------------------------------- history
+
+
+@dataclass
+class LabelledTerm:
+    term_id: int
+    member_id: int
+    ends_on: date
+    scored_on: date
+    label: int
+    features: dict[str, Any]
+
+
+def renewed_by_grace(terms: Sequence[Any], term: Any) -> bool:
+    """Whether a later paid, uncancelled term started no later than the end of `term`'s grace."""
+    limit = term.ends_on + timedelta(days=term.grace_days or 0)
+    return any(t.id != term.id and t.starts_on > term.starts_on and t.starts_on <= limit + timedelta(days=1)
+               and not t.awaiting_payment and t.cancelled_on is None for t in terms)
+
+
+def labelled_terms(session: Session, *, today: date, zone, half_life_days: float, lead_days: int = LEAD_DAYS,
+                   limit: int = MAX_TRAINING_TERMS, batch_size: int = 1000) -> list[LabelledTerm]:
+    """Past member terms whose outcome is known on `today` (grace over), the latest `limit`, with
+    their label and their features as of (end - lead_days), rounded down to the first of the
+    month so that the features come in a few dozen batches, not one per term."""
+    m = Membership
+    candidates = session.execute(
+        select(m.id, m.member_id, m.starts_on, m.ends_on, m.grace_days, Member.joined_on)
+        .join(Member, Member.id == m.member_id)
+        .where(m.member_id.is_not(None), m.ends_on.is_not(None), m.cancelled_on.is_(None),
+               m.awaiting_payment.is_(False), Member.erased_at.is_(None),
+               m.ends_on < today)  # grace is checked below
+        .order_by(m.ends_on.desc(), m.id.desc()).limit(limit * 2)).all()  # most qualify: bounded memory
+    chosen = []
+    for row in candidates:
+        if row.ends_on + timedelta(days=(row.grace_days or 0) + 1) >= today:
+            continue  # outcome not known yet
+        as_of = row.ends_on - timedelta(days=lead_days)
+        as_of = as_of.replace(day=1)
+        if as_of < row.starts_on:
+            continue  # too short a term to have been scored that early
+        chosen.append((row, as_of))
+        if len(chosen) >= limit:
+            break
+    # all terms of the chosen members, for the labels (the outcome is known: use everything)
+    member_ids = sorted({r.member_id for r, _ in chosen})
+    all_terms: dict[int, list[Any]] = {}
+    for i in range(0, len(member_ids), batch_size):
+        chunk = member_ids[i:i + batch_size]
+        for t in session.execute(select(m.id, m.member_id, m.starts_on, m.ends_on, m.grace_days,
+                                        m.awaiting_payment, m.cancelled_on).where(m.member_id.in_(chunk))):
+            all_terms.setdefault(t.member_id, []).append(t)
+    by_day: dict[date, list[Any]] = {}
+    for row, as_of in chosen:
+        by_day.setdefault(as_of, []).append(row)
+    out: list[LabelledTerm] = []
+    for as_of, rows in sorted(by_day.items()):
+        for i in range(0, len(rows), batch_size):
+            chunk = rows[i:i + batch_size]
+            # a member may have two terms scored on the same day only in odd data: keep the first
+            targets: dict[int, int] = {}
+            for r in chunk:
+                targets.setdefault(r.member_id, r.id)
+            feats = compute_features(session, {(r.member_id, r.joined_on) for r in chunk}, day=as_of, zone=zone,
+                                     half_life_days=half_life_days, target_terms=targets)
+            for r in chunk:
+                if targets[r.member_id] != r.id:
+                    continue
+                mf = feats[r.member_id]
+                label = 0 if renewed_by_grace(all_terms.get(r.member_id, []), r) else 1
+                out.append(LabelledTerm(r.id, r.member_id, r.ends_on, as_of, label, mf.features))
+    out.sort(key=lambda t: (t.ends_on, t.term_id))
+    return out
+
+
+def evaluate(model: dict[str, Any], rows: Sequence[LabelledTerm]) -> tuple[float | None, float | None]:
+    y = [r.label for r in rows]
+    p = [scoring.probability(r.features, model)[0] for r in rows]
+    return roc_auc(y, p), average_precision(y, p)
+
+
+def default_model_row(session: Session, *, now: datetime) -> ChurnModel:
+    """The stored default model (made once)."""
+    row = session.scalars(select(ChurnModel).where(ChurnModel.kind == "default").order_by(ChurnModel.id)).first()
+    if row is None:
+        row = ChurnModel(kind="default", parameters=DEFAULT_MODEL, fitted_at=now, is_active=False,
+                         note="The transparent default model: readable weights, not fitted to this association.")
+        session.add(row)
+        session.flush()
+    return row
+
+
+def active_model(session: Session, *, now: datetime) -> ChurnModel:
+    """The active model: the latest fitted one marked active, else the default (stored once)."""
+    row = session.scalars(select(ChurnModel).where(ChurnModel.is_active.is_(True))
+                          .order_by(ChurnModel.fitted_at.desc(), ChurnModel.id.desc())).first()
+    return row or default_model_row(session, now=now)
+
+
+def choose_model(session: Session, *, today: date, now: datetime, zone, half_life_days: float,
+                 min_terms: int = MIN_TERMS, min_lapses: int = MIN_LAPSES) -> ChurnModel:
+    """Fit a model on the association's history when there are at least `min_terms` past terms
+    with `min_lapses` lapses; back-test it on the latest quarter of them (time-based hold-out: it
+    learns from the older terms only), store it with its AUC, average precision and the AUC of the
+    "days since last activity" rule on the same terms, and make it the active model only if it
+    beats the default model there. Otherwise the default stays. Flushes; the caller commits.
+    Returns the active model."""
+    default = default_model_row(session, now=now)
+    rows = labelled_terms(session, today=today, zone=zone, half_life_days=half_life_days)
+    lapses = sum(r.label for r in rows)
+    if len(rows) < min_terms or lapses < min_lapses:
+        return active_model(session, now=now)
+    cut = int(len(rows) * (1 - HOLDOUT_SHARE))
+    train, hold = rows[:cut], rows[cut:]
+    if not any(r.label for r in hold) or all(r.label for r in hold) or not any(r.label for r in train):
+        return active_model(session, now=now)
+    params = fit((r.features, r.label) for r in train)
+    auc, ap = evaluate(params, hold)
+    default_auc, _ = evaluate(DEFAULT_MODEL, hold)
+    y = [r.label for r in hold]
+    baseline = roc_auc(y, [baseline_score(r.features) for r in hold])
+    better = auc is not None and (default_auc is None or auc > default_auc)
+    params = {**params, "holdout_terms": len(hold), "default_auc": default_auc,
+              "trained_until": train[-1].ends_on.isoformat()}
+    row = ChurnModel(kind="fitted", parameters=params, fitted_at=now, training_terms=len(train),
+                     churn_rate=lapses / len(rows), auc=auc, average_precision=ap, baseline_auc=baseline,
+                     is_active=better,
+                     note=(f"Fitted on {len(train):,} past terms, tested on the {len(hold):,} latest: AUC "
+                           f"{auc:.2f} vs {default_auc or 0:.2f} for the default model"
+                           + ("" if better else "; the default model stays active") + "."))
+    if better:
+        session.execute(ChurnModel.__table__.update().where(ChurnModel.is_active.is_(True)).values(is_active=False))
+    session.add(row)
+    session.flush()
+    return row if better else active_model(session, now=now)
+
+
+# ---------------------------------------------------------------- back-test
+
+
+@dataclass
+class BacktestRow:
+    member_id: int
+    term_id: int
+    ends_on: date
+    churned: int
+    risk: float
+    risk_band: str | None
+    days_since_last_activity: int | None
+    reasons: list[dict[str, Any]]
+
+
+@dataclass
+class BacktestResult:
+    as_of: date
+    horizon_days: int
+    model_note: str
+    rows: list[BacktestRow]
+
+    @property
+    def terms(self) -> int:
+        return len(self.rows)
+
+    @property
+    def churn_rate(self) -> float | None:
+        return sum(r.churned for r in self.rows) / len(self.rows) if self.rows else None
+
+    def measures(self) -> dict[str, float | None]:
+        y = [r.churned for r in self.rows]
+        risk = [r.risk for r in self.rows]
+        base = [baseline_score({"days_since_last_activity": r.days_since_last_activity}) for r in self.rows]
+        return {"auc": roc_auc(y, risk), "average_precision": average_precision(y, risk),
+                "baseline_auc": roc_auc(y, base), "baseline_average_precision": average_precision(y, base)}
+
+
+def backtest(session: Session, *, as_of: date, horizon_days: int, zone, half_life_days: float,
+             model: str = "auto", batch_size: int = 1000) -> BacktestResult:
+    """Score, as of `as_of` and with only what was known then, every member term that ends in the
+    `horizon_days` days after it, and compare with what happened: churned = no next term started
+    by the end of the grace period. `model`: "default", or "auto" (a model fitted on the history
+    whose outcome was known on `as_of`, when there is enough of it, else the default). Reads only."""
+    m = Membership
+    params, note = DEFAULT_MODEL, "the default model"
+    if model == "auto":
+        rows = labelled_terms(session, today=as_of, zone=zone, half_life_days=half_life_days)
+        lapses = sum(r.label for r in rows)
+        if len(rows) >= MIN_TERMS and lapses >= MIN_LAPSES and lapses < len(rows):
+            params = fit((r.features, r.label) for r in rows)
+            note = f"a model fitted on {len(rows):,} terms whose outcome was known on {as_of}"
+    end = as_of + timedelta(days=horizon_days)
+    terms = session.execute(
+        select(m.id, m.member_id, m.starts_on, m.ends_on, m.grace_days, m.paid_on, Member.joined_on)
+        .join(Member, Member.id == m.member_id)
+        .where(m.ends_on > as_of, m.ends_on <= end, m.cancelled_on.is_(None), m.awaiting_payment.is_(False),
+               m.starts_on <= as_of, Member.erased_at.is_(None))
+        .order_by(m.member_id, m.ends_on)).all()
+    # one term per member (the first ending), and only terms known on as_of
+    chosen: dict[int, Any] = {}
+    for t in terms:
+        if t.paid_on is not None and t.paid_on > as_of:
+            continue
+        chosen.setdefault(t.member_id, t)
+    out: list[BacktestRow] = []
+    items = list(chosen.values())
+    for i in range(0, len(items), batch_size):
+        chunk = items[i:i + batch_size]
+        ids = [t.member_id for t in chunk]
+        feats = compute_features(session, [(t.member_id, t.joined_on) for t in chunk], day=as_of, zone=zone,
+                                 half_life_days=half_life_days, target_terms={t.member_id: t.id for t in chunk})
+        all_terms: dict[int, list[Any]] = {}
+        for row in session.execute(select(m.id, m.member_id, m.starts_on, m.ends_on, m.grace_days,
+                                          m.awaiting_payment, m.cancelled_on).where(m.member_id.in_(ids))):
+            all_terms.setdefault(row.member_id, []).append(row)
+        for t in chunk:
+            mf = feats[t.member_id]
+            churned = 0 if renewed_by_grace(all_terms.get(t.member_id, []), t) else 1
+            if mf.renewed:
+                p, why = 0.0, []
+            else:
+                p, contribs = scoring.probability(mf.features, params)
+                why = scoring.reasons(mf.features, contribs)
+            out.append(BacktestRow(t.member_id, t.id, t.ends_on, churned, p, scoring.risk_band(p),
+                                   mf.features["days_since_last_activity"], why))
+    return BacktestResult(as_of, horizon_days, note, out)

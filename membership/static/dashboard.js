@@ -1,0 +1,55 @@
+// Staff dashboard charts. The numbers come as JSON from the data-charts attribute of
+// #dashboard-data (no inline script, so the Content-Security-Policy stays script-src 'self'); each
+// chart has a table of the same numbers in a <details> next to it for screen readers and for
+// reading exact values.
+(function () {
+  "use strict";
+  var source = document.getElementById("dashboard-data");
+  if (!source || !source.dataset.charts || typeof window.Chart === "undefined") { return; }
+  var data = JSON.parse(source.dataset.charts);
+  var colors = {active: "#198754", grace: "#ffc107", former: "#6c757d", renewed: "#0d6efd",
+                lapsed: "#dc3545", high: "#dc3545", medium: "#fd7e14", low: "#20c997", bands: "#0d6efd"};
+
+  function draw(id, config) {
+    var canvas = document.getElementById(id);
+    if (canvas) { return new window.Chart(canvas, config); }
+    return null;
+  }
+
+  draw("chart-status", {
+    type: "line",
+    data: {labels: data.months, datasets: [
+      {label: "Active", data: data.status.active, borderColor: colors.active, backgroundColor: colors.active, fill: false, tension: 0.2},
+      {label: "In grace", data: data.status.grace, borderColor: colors.grace, backgroundColor: colors.grace, fill: false, tension: 0.2},
+      {label: "Lapsed or cancelled", data: data.status.former, borderColor: colors.former, backgroundColor: colors.former, fill: false, tension: 0.2}
+    ]},
+    options: {interaction: {mode: "index", intersect: false}, scales: {y: {beginAtZero: true, ticks: {precision: 0}}}}
+  });
+
+  draw("chart-renewals", {
+    type: "bar",
+    data: {labels: data.months, datasets: [
+      {label: "Renewed", data: data.renewed, backgroundColor: colors.renewed},
+      {label: "Lapsed", data: data.lapsed, backgroundColor: colors.lapsed}
+    ]},
+    options: {interaction: {mode: "index", intersect: false}, scales: {y: {beginAtZero: true, ticks: {precision: 0}}}}
+  });
+
+  draw("chart-engagement", {
+    type: "bar",
+    data: {labels: data.engagement.labels, datasets: [
+      {label: "Members", data: data.engagement.counts, backgroundColor: colors.bands}
+    ]},
+    options: {plugins: {legend: {display: false}}, scales: {y: {beginAtZero: true, ticks: {precision: 0}}}}
+  });
+
+  draw("chart-risk", {
+    type: "bar",
+    data: {labels: data.risk.plans, datasets: [
+      {label: "High", data: data.risk.high, backgroundColor: colors.high},
+      {label: "Medium", data: data.risk.medium, backgroundColor: colors.medium},
+      {label: "Low", data: data.risk.low, backgroundColor: colors.low}
+    ]},
+    options: {indexAxis: "y", scales: {x: {stacked: true, beginAtZero: true, ticks: {precision: 0}}, y: {stacked: true}}}
+  });
+})();

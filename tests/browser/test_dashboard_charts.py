@@ -1,0 +1,47 @@
+"""The dashboard in a real browser: Chart.js draws the four charts from the page's data attribute
+under the app's Content-Security-Policy (no console errors, no CSP violations)."""
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+
+from membership.core.time import local_today
+from membership.extensions import db
+from membership.plans.services import refresh_status
+from tests.conftest import NOW, PASSWORD
+from tests.engagement.test_dashboard import add_term, score
+
+pytestmark = pytest.mark.browser
+
+
+def test_charts_are_drawn_under_the_csp(page, staff_user, make_member, make_plan, tmp_path):  # noqa: F811
+    today = local_today()
+    plan = make_plan(name="Standard", grace_days=30)
+    for i in range(6):
+        member = make_member(joined_on=today - timedelta(days=400 + 30 * i))
+        add_term(member, plan, today - timedelta(days=400 + 30 * i), today - timedelta(days=35 + 30 * i))
+        if i % 2:
+            add_term(member, plan, today - timedelta(days=34 + 30 * i), today + timedelta(days=330 - 30 * i))
+        refresh_status(db.session, member, today=today, now=NOW)
+        score(member, 5.0 * i, ("dormant", "drifting", "engaged")[i % 3], ("high", "low")[i % 2], 0.5)
+    email = staff_user.email
+    db.session.commit()
+    db.session.close()  # hold no SQLite read lock while the live server writes (the login)
+
+    problems = []
+    page.on("console", lambda msg: problems.append(msg.text) if msg.type == "error" else None)
+    page.on("pageerror", lambda exc: problems.append(str(exc)))
+    page.goto("/login")
+    page.get_by_label("Email").fill(email)
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
+    page.wait_for_url("**/staff/")
+    page.wait_for_function("window.Chart && Chart.getChart('chart-risk')")
+    for chart_id in ("chart-status", "chart-renewals", "chart-engagement", "chart-risk"):
+        assert page.evaluate(f"!!Chart.getChart('{chart_id}')"), chart_id
+        box = page.locator(f"#{chart_id}").bounding_box()
+        assert box and box["width"] > 100 and box["height"] > 50, chart_id
+    assert page.evaluate("Chart.getChart('chart-risk').data.datasets[0].data") == [3]
+    assert problems == []
+    page.screenshot(path=str(tmp_path / "dashboard.png"), full_page=True)
