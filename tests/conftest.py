@@ -8,6 +8,7 @@ from __future__ import annotations
 import itertools
 import os
 from datetime import date, datetime, timezone
+from zoneinfo import ZoneInfo
 
 import pytest
 from sqlalchemy import text
@@ -52,13 +53,13 @@ def _empty_all_tables() -> None:
     tables = list(reversed(db.metadata.sorted_tables))
     if db.engine.dialect.name == "postgresql":
         # DELETE is much faster than TRUNCATE on tables this small; then restart the id sequences.
-        for t in tables:
-            db.session.execute(t.delete())
+        # All in one round trip (a statement each took ~70 round trips per test).
+        statements = [f'DELETE FROM "{t.name}"' for t in tables]
         for t in tables:
             for column in t.primary_key.columns:
                 if column.autoincrement is True or (column.autoincrement == "auto" and column.type.python_type is int):
-                    db.session.execute(text(
-                        f"SELECT setval(pg_get_serial_sequence('\"{t.name}\"', '{column.name}'), 1, false)"))
+                    statements.append(f"SELECT setval(pg_get_serial_sequence('\"{t.name}\"', '{column.name}'), 1, false)")
+        db.session.connection().exec_driver_sql("; ".join(statements))
     else:
         db.session.execute(text("PRAGMA foreign_keys=OFF"))
         for t in tables:
@@ -205,3 +206,15 @@ def make_term(app):
         db.session.flush()
         return term
     return make
+
+
+def zone_in_working_hours() -> str:
+    """A zone where it is now between 08:10 and 19:50, so the scheduler's start-up catch-up runs
+    the reminder job (its first firing, 08:00, has passed) and nothing else fires meanwhile,
+    whatever time of day the suite runs."""
+    for zone in ("Asia/Dhaka", "Europe/London", "America/New_York", "America/Los_Angeles", "Pacific/Honolulu",
+                 "Asia/Tokyo", "Pacific/Auckland", "Europe/Moscow", "America/Sao_Paulo", "Asia/Kolkata"):
+        local = datetime.now(ZoneInfo(zone))
+        if (8, 10) <= (local.hour, local.minute) <= (19, 50):
+            return zone
+    raise AssertionError("no zone in working hours")  # pragma: no cover - the list covers every hour

@@ -23,7 +23,7 @@ from membership import demo
 from membership.accounts.models import User
 from membership.accounts.services import authenticate, set_password
 from membership.extensions import db
-from tests.conftest import NOW
+from tests.conftest import NOW, zone_in_working_hours
 
 ROOT = Path(__file__).resolve().parent.parent
 LOGIN_LINE = re.compile(r"^\s+(admin|staff|member)\s+(\S+@\S+)\s+(\S+)", re.M)
@@ -41,9 +41,11 @@ def _free_port() -> int:
 class Serve:
     """`flask --app wsgi serve` in a subprocess, with its output read line by line."""
 
-    def __init__(self, tmp_path: Path, *args: str, port: int | None = None):
+    def __init__(self, tmp_path: Path, *args: str, port: int | None = None, env: dict[str, str] | None = None):
         self.port = port or _free_port()
+        extra = env or {}
         env = {k: v for k, v in os.environ.items() if k not in ("SECRET_KEY", "FLASK_APP")}
+        env.update(extra)
         env.update(SAMITI_INSTANCE_PATH=str(tmp_path / "instance"), DATABASE_URL=f"sqlite:///{tmp_path / 'samiti.db'}",
                    PYTHONUNBUFFERED="1")
         self.proc = subprocess.Popen(
@@ -96,8 +98,8 @@ class Serve:
 def serve_process(tmp_path):
     started: list[Serve] = []
 
-    def start(*args: str, port: int | None = None) -> Serve:
-        server = Serve(tmp_path, *args, port=port)
+    def start(*args: str, port: int | None = None, env: dict[str, str] | None = None) -> Serve:
+        server = Serve(tmp_path, *args, port=port, env=env)
         started.append(server)
         return server
 
@@ -225,7 +227,9 @@ def test_no_demo_logins_on_a_database_without_demo_data(app, make_member):
 def test_serve_runs_the_real_scheduler_in_process_and_releases_its_leases(serve_process, tmp_path):
     import sqlite3
 
-    server = serve_process("--demo-members", "20")
+    # renewal reminders fire daily from 08:00 local: pick a zone where that has passed today, so
+    # the start-up catch-up must send them (before 08:00 they wait for 08:00, as they should)
+    server = serve_process("--demo-members", "20", env={"TIMEZONE": zone_in_working_hours()})
     output = server.wait_for("Press Ctrl-C to stop.")
     assert "Scheduler running in this process" in output
     for name in ("status-transitions", "renewal-reminders", "deliver-email"):

@@ -18,6 +18,7 @@ from sqlalchemy import func, select
 from membership.extensions import db
 from membership.members.models import Member
 from membership.notifications.models import JobLease, JobRun, OutboxMessage
+from tests.conftest import zone_in_working_hours
 from tests.scheduler.conftest import end_transaction, plain, postgres_or_skip, run, start
 
 AS_OF = "2026-06-01T08:00"  # Asia/Dhaka: the -30 rule reaches terms ending on 1 July 2026
@@ -130,21 +131,10 @@ def test_a_scheduler_killed_mid_batch_sends_the_rest_when_restarted(app, db_url,
     assert len(reminders_by_term()) == 50
 
 
-def _zone_in_working_hours() -> str:
-    """A zone where it is now between 08:10 and 19:50, so the scheduler's start-up catch-up runs
-    the reminder job (its first firing, 08:00, has passed) and nothing else fires meanwhile."""
-    for zone in ("Asia/Dhaka", "Europe/London", "America/New_York", "America/Los_Angeles", "Pacific/Honolulu",
-                 "Asia/Tokyo", "Pacific/Auckland", "Europe/Moscow", "America/Sao_Paulo", "Asia/Kolkata"):
-        local = datetime.now(ZoneInfo(zone))
-        if (8, 10) <= (local.hour, local.minute) <= (19, 50):
-            return zone
-    raise AssertionError("no zone in working hours")  # pragma: no cover - the list covers every hour
-
-
 def test_scheduler_run_catches_up_moves_statuses_and_stops_cleanly_on_sigterm(app, tmp_path, make_member,
                                                                              make_plan, make_term, make_rule,
                                                                              term_ending):
-    zone = _zone_in_working_hours()
+    zone = zone_in_working_hours()
     today = datetime.now(ZoneInfo(zone)).date()
     make_rule(-30)
     term_ids = [term_ending(today + timedelta(days=30)).id for _ in range(40)]
