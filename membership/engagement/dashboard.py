@@ -302,6 +302,19 @@ def cached_snapshot(session: Session, today: date) -> dict[str, Any] | None:
     return setting.value
 
 
+def latest_snapshot(session: Session, today: date) -> dict[str, Any] | None:
+    """The newest stored snapshot of the last KEEP_SNAPSHOT_DAYS days up to today (yesterday's,
+    between midnight and the morning's dashboard-refresh run), or None. Reads only."""
+    rows = session.scalars(
+        select(Setting).where(Setting.key >= cache_key(today - timedelta(days=KEEP_SNAPSHOT_DAYS)),
+                              Setting.key <= cache_key(today), Setting.key.not_like("%:scores"))
+        .order_by(Setting.key.desc()).limit(KEEP_SNAPSHOT_DAYS + 1))
+    for setting in rows:
+        if isinstance(setting.value, dict) and setting.value.get("version") == SNAPSHOT_VERSION:
+            return setting.value
+    return None
+
+
 # ---------------------------------------------------------------- score figures
 
 
@@ -359,11 +372,15 @@ def scores_key(today: date) -> str:
 
 
 def cached_scores(session: Session, today: date, *, scored_at: datetime | None) -> dict[str, Any] | None:
-    """Today's stored score figures, or None when there are none or the scoring job has finished a
-    run since they were computed (`scored_at`, from last_scoring_at: scores change only when it
-    runs, at 02:30, before the dashboard job). Reads only."""
+    """The newest stored score figures of the last KEEP_SNAPSHOT_DAYS days up to today, or None
+    when there are none or the scoring job has finished a run since they were computed
+    (`scored_at`, from last_scoring_at: scores change only when it runs, at 02:30, before the
+    dashboard job). Reads only."""
     from membership.core.time import as_utc
-    setting = session.get(Setting, scores_key(today))
+    setting = session.scalars(
+        select(Setting).where(Setting.key >= scores_key(today - timedelta(days=KEEP_SNAPSHOT_DAYS)),
+                              Setting.key <= scores_key(today), Setting.key.like("%:scores"))
+        .order_by(Setting.key.desc()).limit(1)).first()
     if setting is None or not isinstance(setting.value, dict) or "computed_at" not in setting.value:
         return None
     if scored_at is not None and as_utc(scored_at) > datetime.fromisoformat(setting.value["computed_at"]):

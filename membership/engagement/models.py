@@ -60,6 +60,7 @@ class CurrentScore(db.Model):
 
     __table_args__ = (
         Index("ix_current_score_engagement_band", "engagement_band"),
+        Index("ix_current_score_engagement", "engagement"),  # the member list sorted by it, the median
         Index("ix_current_score_risk", "risk_band", "churn_risk"),
         Index("ix_current_score_last_activity", "last_activity_at"),
     )

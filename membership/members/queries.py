@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 from membership.engagement.models import ENGAGEMENT_BANDS, RISK_BANDS, CurrentScore
 from membership.members.models import MEMBER_STATUSES, Member, MemberTag
 from membership.members.services import search_key
+from membership.members.term_history import HISTORY_STATUSES, OUTCOMES
 from membership.plans.models import Plan
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
@@ -33,6 +34,7 @@ SORTS = {
     "plan": (Plan.name, Member.last_name, Member.id),
     "joined": (Member.joined_on, Member.id),
     "expires": (Member.expires_on, Member.id),
+    "engagement": (CurrentScore.engagement, Member.id),  # through the outer join of current_score
 }
 
 
@@ -54,6 +56,17 @@ class MemberFilter:
     active_after: date | None = None
     tag: list[str] = field(default_factory=list)
     segment: int | None = None
+    # the dashboard's figures (issue 6), from the history of terms (see members.term_history):
+    # "status:YYYY-MM-DD" entries (current on that day...), a term outcome with the dates its term
+    # ended between, current N years after joining, attended an event that started between dates
+    was: list[str] = field(default_factory=list)
+    outcome: str = ""
+    ended_from: date | None = None
+    ended_to: date | None = None
+    as_of: date | None = None  # the day outcomes are judged on (a dashboard snapshot's day; default today)
+    current_years: int | None = None
+    attended_from: date | None = None
+    attended_to: date | None = None
     sort: str = "name"
     errors: dict[str, str] = field(default_factory=dict)
     # the saved segment's own filter, attached by resolve_segment (not a URL argument)
@@ -75,13 +88,42 @@ class MemberFilter:
                     setattr(f, name, int(raw))
                 else:
                     f.errors[name] = "Not a valid choice."
-        for name in ("joined_from", "joined_to", "expires_from", "expires_to", "active_before", "active_after"):
+        for raw in dict.fromkeys(args.getlist("was")):
+            status, _, day = (raw or "").partition(":")
+            try:
+                parsed = date.fromisoformat(day.strip())
+            except ValueError:
+                parsed = None
+            if parsed is not None and not _sane(parsed):
+                parsed = None
+            if status.strip() not in HISTORY_STATUSES or parsed is None:
+                f.errors["was"] = "Use a status and a date like current:2026-01-31."
+                continue
+            if len(f.was) < 4:
+                f.was.append(f"{status.strip()}:{parsed.isoformat()}")
+        outcome = (args.get("outcome") or "").strip()
+        if outcome in OUTCOMES:
+            f.outcome = outcome
+        elif outcome:
+            f.errors["outcome"] = "Not a valid choice."
+        years = (args.get("current_years") or "").strip()
+        if re.fullmatch(r"[1-9]|10", years):
+            f.current_years = int(years)
+        elif years:
+            f.errors["current_years"] = "Use a number of years from 1 to 10."
+        for name in ("joined_from", "joined_to", "expires_from", "expires_to", "active_before", "active_after",
+                     "ended_from", "ended_to", "as_of", "attended_from", "attended_to"):
             raw = (args.get(name) or "").strip()
             if raw:
                 try:
-                    setattr(f, name, date.fromisoformat(raw))
+                    day = date.fromisoformat(raw)
                 except ValueError:
                     f.errors[name] = "Use a date like 2026-01-31."
+                    continue
+                if _sane(day):
+                    setattr(f, name, day)
+                else:
+                    f.errors[name] = "Use a date between the years 1000 and 2999."
         sort = args.get("sort") or "name"
         f.sort = sort if sort.lstrip("-") in SORTS else "name"
         return f
@@ -101,6 +143,11 @@ class MemberFilter:
     @property
     def is_empty(self) -> bool:
         return not any(k for k in self.as_args() if k != "sort")
+
+
+def _sane(day: date) -> bool:
+    """A date a filter can take (years 1 and 9999 overflow when moved to UTC or by a day)."""
+    return date(1000, 1, 1) <= day <= date(2999, 12, 31)
 
 
 def _like_escape(text: str) -> str:
@@ -154,6 +201,7 @@ def member_query(f: MemberFilter) -> Select:
     if f.expires_to:
         stmt = stmt.where(Member.expires_on <= f.expires_to)
     stmt = _engagement_conditions(stmt, f)
+    stmt = _history_conditions(stmt, f)
     for tag in f.tag:
         # each tag through the member_tag primary key (member_id, tag)
         stmt = stmt.where(select(MemberTag.member_id).where(MemberTag.member_id == Member.id,
@@ -171,6 +219,9 @@ def member_query(f: MemberFilter) -> Select:
         columns[0] = func.coalesce(columns[0], columns[0])
     if f.sort.lstrip("-") == "plan":
         stmt = stmt.outerjoin(Plan, Plan.id == Member.plan_id)
+    if f.sort.lstrip("-") == "engagement":
+        # members not scored yet last, either way (PostgreSQL would put them first descending)
+        stmt = stmt.order_by(CurrentScore.engagement.is_(None))
     if f.sort.startswith("-"):
         stmt = stmt.order_by(*(c.desc() for c in columns))
     else:
@@ -178,10 +229,38 @@ def member_query(f: MemberFilter) -> Select:
     return stmt
 
 
+def _history_conditions(stmt: Select, f: MemberFilter) -> Select:
+    """The dashboard's figures: statuses on past days, term outcomes, cohorts and event attendance
+    (see members.term_history; events by their local start day)."""
+    from membership.members import term_history
+    for entry in f.was:
+        status, _, day = entry.partition(":")
+        stmt = stmt.where(term_history.status_on(status, date.fromisoformat(day)))
+    if f.outcome:
+        from membership.core.time import local_today
+        stmt = stmt.where(term_history.term_outcome(f.outcome, f.ended_from, f.ended_to, f.as_of or local_today()))
+    if f.current_years:
+        stmt = stmt.where(term_history.current_years_after_joining(f.current_years))
+    if f.attended_from or f.attended_to:
+        from datetime import timedelta
+
+        from membership.core.time import local_midnight_utc, tz
+        from membership.events.models import Event, EventRegistration
+        zone = tz()
+        attended = (select(EventRegistration.member_id).join(Event, Event.id == EventRegistration.event_id)
+                    .where(EventRegistration.status == "attended", EventRegistration.member_id.is_not(None)))
+        if f.attended_from:
+            attended = attended.where(Event.starts_at >= local_midnight_utc(f.attended_from, zone))
+        if f.attended_to:
+            attended = attended.where(Event.starts_at < local_midnight_utc(f.attended_to + timedelta(days=1), zone))
+        stmt = stmt.where(Member.id.in_(attended))
+    return stmt
+
+
 def _engagement_conditions(stmt: Select, f: MemberFilter) -> Select:
     """Bands and last activity, through one outer join of current_score on its primary key.
     "Last active before D" includes members never active (or not yet scored)."""
-    if not (f.engagement or f.risk or f.active_before or f.active_after):
+    if not (f.engagement or f.risk or f.active_before or f.active_after or f.sort.lstrip("-") == "engagement"):
         return stmt
     stmt = stmt.outerjoin(CurrentScore, CurrentScore.member_id == Member.id)
     if f.engagement:

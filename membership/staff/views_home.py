@@ -6,11 +6,11 @@ from __future__ import annotations
 
 from datetime import date, timedelta
 
-from flask import current_app, render_template
+from flask import current_app, render_template, url_for
 from sqlalchemy import func, select
 from sqlalchemy.orm import joinedload
 
-from membership.core.time import local_today, utcnow
+from membership.core.time import add_months, local_today, utcnow
 from membership.engagement import dashboard
 from membership.engagement.models import ENGAGEMENT_BANDS, RISK_BANDS
 from membership.extensions import db
@@ -34,11 +34,12 @@ month_bounds = dashboard.month_bounds
 
 
 def _cached_figures(today: date) -> tuple[dict, dict]:
-    """Today's dashboard snapshot and score figures: as the daily job stored them, or, when it has
-    not (yet), computed by the first view and kept in this process's memory for the day (a GET
-    writes nothing to the database; tests/test_security.py holds every page to that)."""
+    """The dashboard snapshot and score figures: as the daily job last stored them (today's, or
+    yesterday's until this morning's run), or, when it has stored none this week (a new install,
+    a scheduler long down), computed by the first view and kept in this process's memory for the
+    day (a GET writes nothing to the database; tests/test_security.py holds every page to that)."""
     memo = current_app.extensions.setdefault("samiti.dashboard", {})
-    snapshot = dashboard.cached_snapshot(db.session, today)
+    snapshot = dashboard.latest_snapshot(db.session, today)
     if snapshot is None:
         hit = memo.get("snapshot")
         if hit is not None and hit[0] == today:
@@ -58,10 +59,47 @@ def _cached_figures(today: date) -> tuple[dict, dict]:
     return snapshot, scores
 
 
-def _chart_data(snapshot: dict, live: dashboard.LiveFigures) -> dict:
-    """What static/dashboard.js draws (embedded as JSON, never as script)."""
+def _members_url(**args) -> str:
+    return url_for("staff.members", **args)
+
+
+def figure_links(snapshot: dict) -> dict:
+    """The member list behind each of the snapshot's figures (members.term_history rebuilds the
+    statuses and outcomes the snapshot counted, so each list holds exactly the members counted)."""
+    as_of = snapshot["as_of"]
+    renewal, retention = snapshot["renewal"], snapshot["retention"]
+    months = [date.fromisoformat(m) for m in snapshot["months"]]
+    ended = [{"ended_from": month_bounds(m)[0].isoformat(), "ended_to": month_bounds(m)[1].isoformat(),
+              "as_of": as_of} for m in months]
+    window = {"ended_from": renewal["from"], "ended_to": renewal["to"], "as_of": as_of, "sort": "-expires"}
+    return {
+        "renewed": _members_url(outcome="renewed", **window),
+        "lapsed": _members_url(outcome="lapsed", **window),
+        "due": _members_url(outcome="due", **window),
+        "retention_base": _members_url(was=f"current:{retention['since']}"),
+        "retained": _members_url(was=[f"current:{retention['since']}", f"current:{as_of}"]),
+        "participation": _members_url(status=CURRENT, attended_from=add_months(date.fromisoformat(as_of), -12).isoformat(),
+                                      attended_to=as_of),
+        "status": {status: [_members_url(was=f"{status}:{m.isoformat()}") for m in months]
+                   for status in ("active", "grace", "former")},
+        "outcomes": {outcome: [_members_url(outcome=outcome, **e) for e in ended] for outcome in ("renewed", "lapsed")},
+        "cohorts": [[_members_url(joined_from=c["from"], joined_to=c["to"], current_years=years, sort="joined")
+                     for years in dashboard.COHORT_YEARS] for c in snapshot["cohorts"]],
+    }
+
+
+def _chart_data(snapshot: dict, live: dashboard.LiveFigures, links: dict) -> dict:
+    """What static/dashboard.js draws (embedded as JSON, never as script), with the member list
+    behind each bar and point (a click opens it)."""
     months = [date.fromisoformat(m).strftime("%b %Y") for m in snapshot["months"]]
     return {
+        "links": {
+            "status": [links["status"][s] for s in ("active", "grace", "former")],
+            "renewals": [links["outcomes"]["renewed"], links["outcomes"]["lapsed"]],
+            "engagement": [[_members_url(engagement=b) for b in ENGAGEMENT_BANDS]],
+            "risk": [[_members_url(plan_id=r["plan_id"], risk=band) if r["plan_id"] else None
+                      for r in live.risk_by_plan] for band in RISK_BANDS],
+        },
         "months": months,
         "status": snapshot["status_series"],
         "renewed": snapshot["renewed"],
@@ -81,6 +119,7 @@ def home():
     today = local_today()
     snapshot, scores = _cached_figures(today)
     live = dashboard.live_figures(db.session, today, scores)
+    links = figure_links(snapshot)
     live_member = Member.erased_at.is_(None)
 
     by_status = live.by_status
@@ -119,6 +158,7 @@ def home():
         payments=payments, method_labels=METHOD_LABELS,
         follow_ups=follow_ups, follow_ups_count=follow_ups_count,
         help=help_figures(db.session, now=utcnow()), help_ages=AGE_BUCKETS, format_duration=format_duration,
-        live=live, snapshot=snapshot, chart_data=_chart_data(snapshot, live), current_statuses=CURRENT,
+        live=live, snapshot=snapshot, chart_data=_chart_data(snapshot, live, links), links=links,
+        current_statuses=CURRENT,
         year_ago=date.fromisoformat(snapshot["retention"]["since"]), band_labels=BAND_LABELS,
         engagement_bands=ENGAGEMENT_BANDS, risk_bands=RISK_BANDS, cohort_years=dashboard.COHORT_YEARS)

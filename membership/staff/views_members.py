@@ -16,13 +16,13 @@ from membership.core.time import local_today, utcnow
 from membership.extensions import db
 from membership.members import services as member_services
 from membership.members.models import MEMBER_STATUSES, Member, Organization
-from membership.engagement.models import ENGAGEMENT_BANDS, RISK_BANDS, Segment
+from membership.engagement.models import ENGAGEMENT_BANDS, RISK_BANDS, CurrentScore, Segment
 from membership.members.queries import MemberFilter, member_query, resolve_segment
 from membership.plans import services as plans
 from membership.plans.models import Payment, Plan
 from membership.staff import bp
 from membership.staff.forms_members import MemberForm, NewMemberForm, parse_amount
-from membership.web import money
+from membership.web import format_day as day, money
 
 # Filter ids must fit a database integer; "²".isdigit() is True but int("²") fails, so a strict pattern.
 _ID = re.compile(r"[0-9]{1,9}")
@@ -58,7 +58,10 @@ FILTER_LABELS = {"q": "Search", "plan_id": "Plan", "organization_id": "Organisat
                  "joined_from": "Joined from", "joined_to": "Joined to",
                  "expires_from": "Term ending from", "expires_to": "Term ending to",
                  "engagement": "Engagement", "risk": "Churn risk", "active_before": "Last active before",
-                 "active_after": "Last active on or after", "tag": "Tag", "segment": "Segment"}
+                 "active_after": "Last active on or after", "tag": "Tag", "segment": "Segment",
+                 "was": "Status on a day", "outcome": "Term outcome", "ended_from": "Term ended from",
+                 "ended_to": "Term ended to", "as_of": "Outcomes as of", "current_years": "Current after years",
+                 "attended_from": "Attended an event from", "attended_to": "Attended an event to"}
 ENGAGEMENT_LABELS = {"highly_engaged": "Highly engaged", "engaged": "Engaged", "drifting": "Drifting",
                      "dormant": "Dormant"}
 RISK_LABELS = {"high": "High", "medium": "Medium", "low": "Low"}
@@ -81,6 +84,9 @@ def members():
     plan_list = db.session.scalars(select(Plan).order_by(Plan.is_active.desc(), Plan.sort_order, Plan.name)).all()
     org_list = db.session.execute(select(Organization.id, Organization.name).order_by(Organization.name)).all()
     segments = db.session.execute(select(Segment.id, Segment.name).order_by(Segment.name)).all()
+    scores = {row.member_id: row for row in db.session.execute(
+        select(CurrentScore.member_id, CurrentScore.engagement, CurrentScore.engagement_band, CurrentScore.risk_band)
+        .where(CurrentScore.member_id.in_([m.id for m in page.items])))} if page.items else {}
     from membership.staff.forms_engagement import SegmentForm
     return render_template(
         "staff/members/list.html", page=page, filter=f, args=args, plans=plan_list,
@@ -89,7 +95,53 @@ def members():
         total_label=count_label(page.total or 0), filter_labels=FILTER_LABELS,
         format_phone=member_services.format_phone, segments=segments,
         engagement_bands=ENGAGEMENT_BANDS, risk_bands=RISK_BANDS, engagement_labels=ENGAGEMENT_LABELS,
-        risk_labels=RISK_LABELS, segment_form=SegmentForm(formdata=None))
+        risk_labels=RISK_LABELS, segment_form=SegmentForm(formdata=None), scores=scores,
+        history_filters=history_filter_labels(f))
+
+
+HISTORY_STATUS_LABELS = {"active": "active", "grace": "in grace", "current": "current (active or in grace)",
+                         "former": "lapsed or cancelled"}
+OUTCOME_LABELS = {"renewed": "was renewed", "lapsed": "lapsed", "due": "came due (renewed or lapsed)"}
+
+
+def history_filter_labels(f: MemberFilter) -> list[tuple[str, dict]]:
+    """The dashboard's filters that the filter form has no fields for, in words, each with the URL
+    arguments of the list without it (to remove it)."""
+    args = f.as_args()
+    args.pop("page", None)
+
+    def without(*names: str, was: str | None = None) -> dict:
+        rest = {k: v for k, v in args.items() if k not in names}
+        if was is not None:
+            rest["was"] = [w for w in f.was if w != was]
+        return rest
+
+    out = []
+    for entry in f.was:
+        status, _, when = entry.partition(":")
+        out.append((f"{HISTORY_STATUS_LABELS[status].capitalize()} on {day(date.fromisoformat(when))}",
+                    without(was=entry)))
+    if f.outcome:
+        span = ""
+        if f.ended_from and f.ended_to:
+            span = f" between {day(f.ended_from)} and {day(f.ended_to)}"
+        elif f.ended_from:
+            span = f" on or after {day(f.ended_from)}"
+        elif f.ended_to:
+            span = f" on or before {day(f.ended_to)}"
+        as_of = f" (as of {day(f.as_of)})" if f.as_of and f.as_of != local_today() else ""
+        out.append((f"Had a term that ended{span} and {OUTCOME_LABELS[f.outcome]}{as_of}",
+                    without("outcome", "ended_from", "ended_to", "as_of")))
+    if f.current_years:
+        out.append((f"Current {f.current_years} year{'' if f.current_years == 1 else 's'} after joining",
+                    without("current_years")))
+    if f.attended_from or f.attended_to:
+        if f.attended_from and f.attended_to:
+            span = f"between {day(f.attended_from)} and {day(f.attended_to)}"
+        else:
+            span = f"on or after {day(f.attended_from)}" if f.attended_from else f"on or before {day(f.attended_to)}"
+        out.append((f"Attended an event that started {span}", without("attended_from", "attended_to")))
+    return out
 
 
 # ---------------------------------------------------------------- create and edit

@@ -10,11 +10,29 @@
   var colors = {active: "#198754", grace: "#ffc107", former: "#6c757d", renewed: "#0d6efd",
                 lapsed: "#dc3545", high: "#dc3545", medium: "#fd7e14", low: "#20c997", bands: "#0d6efd"};
 
-  function draw(id, config) {
-    var canvas = document.getElementById(id);
-    if (canvas) { return new window.Chart(canvas, config); }
-    return null;
+  // A click on a bar or point opens the member list behind it: links[dataset][index].
+  function opener(links) {
+    return function (event, elements) {
+      if (!links || !elements.length) { return; }
+      var el = elements[0];
+      var url = links[el.datasetIndex] && links[el.datasetIndex][el.index];
+      if (url) { window.location.assign(url); }
+    };
   }
+
+  function draw(id, config, links) {
+    var canvas = document.getElementById(id);
+    if (!canvas) { return null; }
+    config.options = config.options || {};
+    if (links) {
+      config.options.onClick = opener(links);
+      config.options.onHover = function (event, elements) {
+        event.native.target.style.cursor = elements.length ? "pointer" : "default";
+      };
+    }
+    return new window.Chart(canvas, config);
+  }
+  var links = data.links || {};
 
   draw("chart-status", {
     type: "line",
@@ -23,8 +41,8 @@
       {label: "In grace", data: data.status.grace, borderColor: colors.grace, backgroundColor: colors.grace, fill: false, tension: 0.2},
       {label: "Lapsed or cancelled", data: data.status.former, borderColor: colors.former, backgroundColor: colors.former, fill: false, tension: 0.2}
     ]},
-    options: {interaction: {mode: "index", intersect: false}, scales: {y: {beginAtZero: true, ticks: {precision: 0}}}}
-  });
+    options: {interaction: {mode: "nearest", intersect: false}, scales: {y: {beginAtZero: true, ticks: {precision: 0}}}}
+  }, links.status);
 
   draw("chart-renewals", {
     type: "bar",
@@ -32,8 +50,8 @@
       {label: "Renewed", data: data.renewed, backgroundColor: colors.renewed},
       {label: "Lapsed", data: data.lapsed, backgroundColor: colors.lapsed}
     ]},
-    options: {interaction: {mode: "index", intersect: false}, scales: {y: {beginAtZero: true, ticks: {precision: 0}}}}
-  });
+    options: {interaction: {mode: "nearest", intersect: true}, scales: {y: {beginAtZero: true, ticks: {precision: 0}}}}
+  }, links.renewals);
 
   draw("chart-engagement", {
     type: "bar",
@@ -41,7 +59,7 @@
       {label: "Members", data: data.engagement.counts, backgroundColor: colors.bands}
     ]},
     options: {plugins: {legend: {display: false}}, scales: {y: {beginAtZero: true, ticks: {precision: 0}}}}
-  });
+  }, links.engagement);
 
   draw("chart-risk", {
     type: "bar",
@@ -51,5 +69,5 @@
       {label: "Low", data: data.risk.low, backgroundColor: colors.low}
     ]},
     options: {indexAxis: "y", scales: {x: {stacked: true, beginAtZero: true, ticks: {precision: 0}}, y: {stacked: true}}}
-  });
+  }, links.risk);
 })();

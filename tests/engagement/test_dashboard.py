@@ -165,31 +165,63 @@ def test_figures_match_hand_counts(staff_client, data_set):
     assert "renewed by the end of their grace period" in page
 
 
-def test_each_figure_links_to_the_list_of_its_members(staff_client, data_set, today):
+def listed_names(client, url: str) -> set[str]:
+    page = client.get(url).get_data(as_text=True)
+    return set(re.findall(r'class="member-link fw-semibold"[^>]*>(\w+) Member\w+<', page))
+
+
+def test_each_figure_links_to_exactly_the_members_it_counts(staff_client, data_set, today):
     page = staff_client.get("/staff/").get_data(as_text=True)
-    year_ago = add_months(today, -12)
     expected = {
-        "fig-current": 6,        # the current members
-        "fig-new": 1,            # joined this month
-        "fig-due": 2,            # due to renew
-        "fig-renewal": 1,        # the members who lapsed (the figure's complement: 1 of 3)
-        "fig-churn": 1,          # the same: the lapsed
-        "fig-retention": 3,      # still current, members since a year ago
-        "fig-participation": 6,  # the current members the rate is a share of
-        "fig-engagement": 6,     # the scored members (any engagement band)
-        "fig-risk": 2,           # risk band high
+        "fig-current": {"A", "C", "Dd", "G", "H", "K"},
+        "fig-new": {"G"},
+        "fig-due": {"H", "K"},
+        "fig-renewal": {"A", "K"},               # their terms that ended were renewed (2 of 3)
+        "fig-churn": {"B"},                      # the 1 lapsed (C is in grace: not counted yet)
+        "fig-retention": {"A", "C", "K"},        # current a year ago and today (3 of 4)
+        "fig-participation": {"A", "H"},         # current and attended (2 of 6)
+        "fig-engagement": {"A", "B", "C", "Dd", "H", "K"},  # the scored (X is erased)
+        "fig-risk": {"C", "H"},
     }
-    for anchor, n in expected.items():
-        assert list_total(staff_client, link(page, anchor)) == n, anchor
-    assert f"joined_to={year_ago.isoformat()}" in link(page, "fig-retention")
-    assert "risk=high" in link(page, "fig-risk")
-    renewal = link(page, "fig-renewal")
-    assert "status=lapsed" in renewal and f"expires_from={year_ago.isoformat()}" in renewal
-    listed = staff_client.get(renewal).get_data(as_text=True)
-    assert data_set["B"].member_number in listed
+    for anchor, names in expected.items():
+        url = link(page, anchor)
+        assert listed_names(staff_client, url) == names, (anchor, url)
+        assert list_total(staff_client, url) == len(names), anchor
+    # the denominators: terms that came due (renewed or lapsed) and members current a year ago
+    denominators = re.search(r'id="figure-denominators">(.*?)</p>', page, re.S).group(1)
+    due_url, base_url, _current_url = (html.unescape(u) for u in re.findall(r'href="([^"]*)"', denominators))
+    assert listed_names(staff_client, due_url) == {"A", "B", "K"}
+    assert listed_names(staff_client, base_url) == {"A", "B", "C", "K"}
+    # the median is the middle of the scored members sorted by engagement
+    by_engagement = staff_client.get(link(page, "fig-engagement")).get_data(as_text=True)
+    order = re.findall(r'class="member-link fw-semibold"[^>]*>(\w+) Member', by_engagement)
+    assert order == ["Dd", "K", "A", "H", "C", "B"]
+    # the list says in words what the dashboard filtered by, and keeps it when filtered further
+    listed = staff_client.get(link(page, "fig-churn")).get_data(as_text=True)
+    assert "Had a term that ended between" in listed and "and lapsed" in listed
+    assert 'name="outcome" value="lapsed"' in listed
     # open help requests: the help queue of unresolved requests
     queue = staff_client.get(link(page, "fig-help")).get_data(as_text=True)
     assert re.search(r'id="help-total">2 shown', queue)
+
+
+def test_every_number_in_the_tables_opens_a_list_of_that_many_members(staff_client, data_set):
+    """Members by status at each month end, renewals and lapses per month, the cohorts' shares:
+    each cell links to the member list, whose total is the cell's count."""
+    page = staff_client.get("/staff/").get_data(as_text=True)
+    checked = 0
+    for table_id in ("table-status", "table-renewals"):
+        table = re.search(rf'<table[^>]*id="{table_id}".*?</table>', page, re.S).group(0)
+        cells = re.findall(r'<a href="([^"]*)">([\d,]+)</a>', table)
+        assert len(cells) >= 48, table_id  # two or three figures for each of 24 months
+        for url, n in cells:
+            if n != "0" or checked % 7 == 0:  # every non-zero cell and a sample of the zeros
+                assert list_total(staff_client, html.unescape(url)) == int(n.replace(",", "")), url
+            checked += 1
+    data = json.loads(html.unescape(re.search(r"data-charts='([^']*)'", page).group(1)))
+    # the charts open the same lists as the tables
+    assert data["links"]["status"][0][-1].endswith(f"was=active:{local_today().isoformat()}")
+    assert len(data["links"]["renewals"][1]) == len(data["months"])
 
 
 def test_engagement_and_risk_tables_link_to_their_bands(staff_client, data_set, make_plan):
@@ -368,6 +400,35 @@ def test_page_uses_the_snapshot_the_job_stored(staff_client, counted, today, mon
     monkeypatch.setattr(dashboard, "score_figures", lambda session: score_calls.append(1))
     assert staff_client.get("/staff/").status_code == 200
     assert len(counted) == 1 and score_calls == []
+
+
+def test_until_the_mornings_run_the_page_shows_yesterdays_snapshot_and_its_lists(staff_client, counted, today,
+                                                                                 make_member, make_plan):
+    """Between midnight and the 02:45 dashboard-refresh run nobody waits for a recomputation:
+    the page says which day its figures are from, and its links judge outcomes as of that day."""
+    plan = make_plan(grace_days=0)
+    lapsed = make_member(first_name="Lapsed", last_name="MemberY", joined_on=today - timedelta(days=200))
+    # its term ended two days ago: lapsed as of yesterday (no grace), whatever day it is now
+    add_term(lapsed, plan, today - timedelta(days=200), today - timedelta(days=2))
+    # its grace ended yesterday: lapsed today, still in grace as of yesterday's snapshot
+    graced = make_member(first_name="Graced", last_name="MemberG", joined_on=today - timedelta(days=200))
+    add_term(graced, make_plan(grace_days=3), today - timedelta(days=200), today - timedelta(days=4))
+    db.session.commit()
+    yesterday = today - timedelta(days=1)
+    dashboard.refresh_dashboard(db.session, yesterday)
+    old = today - timedelta(days=dashboard.KEEP_SNAPSHOT_DAYS + 1)
+    db.session.add(Setting(key=dashboard.cache_key(old), value={"version": dashboard.SNAPSHOT_VERSION,
+                                                                "as_of": old.isoformat()}, updated_at=NOW))
+    db.session.commit()
+    assert counted == [yesterday]
+    page = staff_client.get("/staff/").get_data(as_text=True)
+    assert counted == [yesterday]  # nothing recomputed
+    assert f"12-month figures as of {yesterday.isoformat()}" in page
+    assert figure(page, "churn") == "100%"
+    url = link(page, "fig-churn")
+    assert f"as_of={yesterday.isoformat()}" in url
+    assert listed_names(staff_client, url) == {"Lapsed"}
+    assert listed_names(staff_client, url.replace(f"as_of={yesterday.isoformat()}", "")) == {"Lapsed", "Graced"}
 
 
 def test_score_figures_are_recomputed_after_a_scoring_run(staff_client, make_member, today):

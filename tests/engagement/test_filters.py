@@ -7,6 +7,7 @@ import html
 import io
 import re
 from datetime import datetime, timezone
+from urllib.parse import unquote
 
 import pytest
 
@@ -122,3 +123,51 @@ def test_the_score_filters_use_one_join(app, crowd):
                                           ("active_before", "2026-01-01")]))
     sql = str(member_query(f))
     assert sql.count("JOIN current_score") == 1 and "current_score.member_id = member.id" in sql
+
+
+# ---------------------------------------------------------------- the dashboard's history filters
+
+
+@pytest.mark.parametrize("query, field, message", [
+    ("was=current:2026-13-45", "Status on a day", "Use a status and a date like current:2026-01-31."),
+    ("was=sleeping:2026-01-01", "Status on a day", "Use a status and a date like current:2026-01-31."),
+    ("was=current:9999-12-31", "Status on a day", "Use a status and a date like current:2026-01-31."),
+    ("outcome=vanished", "Term outcome", "Not a valid choice."),
+    ("current_years=99", "Current after years", "Use a number of years from 1 to 10."),
+    ("attended_to=9999-12-31", "Attended an event to", "Use a date between the years 1000 and 2999."),
+    ("active_before=0001-01-01", "Last active before", "Use a date between the years 1000 and 2999."),
+])
+def test_a_bad_history_filter_is_reported_not_a_500(staff_client, crowd, query, field, message):
+    response = staff_client.get(f"/staff/members?{query}")
+    assert response.status_code == 200
+    page = html.unescape(response.get_data(as_text=True))
+    assert f"{field}: {message}" in page
+    assert re.search(r'id="member-total">6 members<', page)  # left out: the whole list
+    assert staff_client.get(f"/staff/members/export?{query}").status_code in (200, 400)
+
+
+def test_history_filters_are_named_kept_and_removable(staff_client, crowd):
+    query = ("was=current:2025-06-30&was=former:2026-06-30&outcome=lapsed&ended_from=2025-01-01"
+             "&ended_to=2025-12-31&current_years=2&attended_from=2026-01-01&tag=board")
+    page = html.unescape(staff_client.get(f"/staff/members?{query}").get_data(as_text=True))
+    chips = re.search(r'id="history-filters"[^>]*>(.*?)</ul>', page, re.S).group(1)
+    assert "Current (active or in grace) on 30 Jun 2025" in chips
+    assert "Lapsed or cancelled on 30 Jun 2026" in chips
+    assert "Had a term that ended between 01 Jan 2025 and 31 Dec 2025 and lapsed" in chips
+    assert "Current 2 years after joining" in chips
+    assert "Attended an event that started on or after 01 Jan 2026" in chips
+    # kept when the form is submitted again (hidden fields) and in the segment saved from the list
+    form = re.search(r'<form class="[^"]*member-filters".*?</form>', page, re.S).group(0)
+    for hidden in ('name="was" value="current:2025-06-30"', 'name="was" value="former:2026-06-30"',
+                   'name="outcome" value="lapsed"', 'name="ended_from" value="2025-01-01"',
+                   'name="current_years" value="2"', 'name="attended_from" value="2026-01-01"'):
+        assert hidden in form, hidden
+    save = re.search(r'<form[^>]*action="([^"]*)"[^>]*id="save-segment"', page).group(1)
+    assert "outcome=lapsed" in save and "current_years=2" in save and "was=former:2026-06-30" in unquote(save)
+    # each chip removes its own filter and keeps the others
+    removes = {unquote(url): label for url, label in re.findall(r'href="([^"]*)" aria-label="Remove: ([^"]*)"', chips)}
+    without_outcome = next(url for url, label in removes.items() if label.startswith("Had a term"))
+    assert "outcome=" not in without_outcome and "&ended_from=" not in without_outcome
+    assert "was=current:2025-06-30" in without_outcome and "tag=board" in without_outcome
+    without_first = next(url for url, label in removes.items() if label.startswith("Current (active"))
+    assert "was=former:2026-06-30" in without_first and "current:2025-06-30" not in without_first
