@@ -218,3 +218,26 @@ def zone_in_working_hours() -> str:
         if (8, 10) <= (local.hour, local.minute) <= (19, 50):
             return zone
     raise AssertionError("no zone in working hours")  # pragma: no cover - the list covers every hour
+
+
+def require_postgres(why: str):
+    """The app's engine when the suite runs on PostgreSQL (TEST_DATABASE_URL), else skip, loudly:
+    `why` says what needs it. On an unreachable server, skip, or fail under SAMITI_REQUIRE_POSTGRES=1
+    (.ci/run), so CI cannot pass without the PostgreSQL-only tests having run."""
+    from sqlalchemy import create_engine
+
+    url = os.environ.get("TEST_DATABASE_URL", "")
+    if not url.startswith("postgresql"):
+        # the SQLite pass; .ci/run's PostgreSQL pass runs it (and fails it if the server is gone)
+        pytest.skip(f"NEEDS POSTGRESQL: {why}; set TEST_DATABASE_URL=postgresql+psycopg://postgres@127.0.0.1/<db> "
+                    "to run it")
+    try:
+        engine = create_engine(url)
+        with engine.connect() as conn:
+            conn.execute(text("SELECT 1"))
+        engine.dispose()
+    except Exception as exc:  # pragma: no cover - depends on the machine
+        if os.environ.get("SAMITI_REQUIRE_POSTGRES") == "1":
+            pytest.fail(f"PostgreSQL at {url} is unreachable and SAMITI_REQUIRE_POSTGRES=1: {exc}")
+        pytest.skip(f"NEEDS POSTGRESQL: {url} is unreachable: {exc}")
+    return db.engine

@@ -38,7 +38,8 @@ def save_engagement_settings():
     form = request.form
     values = {"weights": {k: form.get(f"weights.{k}", "") for k in ACTIVITY_KINDS if f"weights.{k}" in form},
               "half_life_days": form.get("half_life_days", ""),
-              "bands": {b: form.get(f"bands.{b}", "") for b in ENGAGEMENT_BANDS[:-1] if f"bands.{b}" in form}}
+              "bands": {b: form.get(f"bands.{b}", "") for b in ENGAGEMENT_BANDS[:-1] if f"bands.{b}" in form},
+              "we_miss_you": form.get("we_miss_you") == "on"}
     try:
         save_settings(db.session, values, actor=current_user, now=utcnow())
         db.session.commit()

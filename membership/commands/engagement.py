@@ -130,15 +130,24 @@ def churn_backtest(as_of, horizon_days: int, model: str, scores_csv: Path | None
 @churn_group.command("score")
 @click.option("--today", type=click.DateTime(formats=["%Y-%m-%d"]), help="Score as of this day (default: today).")
 def churn_score(today):
-    """Run the engagement and churn scoring once (what the daily job does), committing per batch."""
-    from membership.engagement.jobs import score_all
+    """Run the scoring once, as the daily jobs do: refit the churn model first when the last fit is
+    a month old ("churn-model-fit"), then score every member in batches, committing each
+    ("engagement-scoring")."""
+    from sqlalchemy import func, select
+
+    from membership.engagement.jobs import BATCH_SIZE, score_all
+    from membership.members.models import Member
 
     require_schema()
     day = today.date() if today else local_today()
-    with click.progressbar(length=1, label="Scoring", file=sys.stderr) as bar:
-        counts = score_all(db.session, today=day, now=utcnow(), zone=tz(), on_batch=db.session.commit)
+    members = db.session.scalar(select(func.count()).select_from(Member).where(Member.erased_at.is_(None))) or 0
+    # one step for choosing the model, one per batch
+    with click.progressbar(length=1 + -(-members // BATCH_SIZE), label="Scoring", file=sys.stderr) as bar:
+        def step():
+            db.session.commit()
+            bar.update(1)
+        counts = score_all(db.session, today=day, now=utcnow(), zone=tz(), on_batch=step, refit=True)
         db.session.commit()
-        bar.update(1)
     click.echo(f"Scored {counts['scored']:,} members as of {day.isoformat()} in {counts['batches']} batches: "
                f"{counts['at_risk']:,} at high risk, {counts['opened']:,} alerts opened, "
                f"{counts['resolved']:,} resolved.")

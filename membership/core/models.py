@@ -45,9 +45,13 @@ class Activity(db.Model):
     source_type: Mapped[str | None] = mapped_column(String(40))
     source_id: Mapped[int | None]
     detail: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    # set for touchpoints counted once ("logged_in:<member>:<local day>", "email_opened:<message>"):
+    # the unique index makes "once" hold when two requests record the same one at the same moment
+    dedupe_key: Mapped[str | None] = mapped_column(String(120))
 
     __table_args__ = (
         Index("ix_activity_member_occurred", "member_id", "occurred_at"),
+        Index("uq_activity_dedupe_key", "dedupe_key", unique=True),
         Index("ix_activity_kind_occurred", "kind", "occurred_at"),
     )
 

@@ -70,6 +70,28 @@ def record_activity(session: Session, *, member_id: int, kind: str, occurred_at:
     return row
 
 
+def record_activity_once(session: Session, *, dedupe_key: str, member_id: int, kind: str, occurred_at: datetime,
+                         source=None, detail: dict[str, Any] | None = None) -> bool:
+    """record_activity for a touchpoint counted once: inserts the row unless one with the same
+    `dedupe_key` exists, with INSERT ... ON CONFLICT DO NOTHING, so two requests at the same moment
+    (a double click, two tabs) record it once: on PostgreSQL the second waits for the first's
+    transaction and then inserts nothing. Returns True when this call added the row. Executes at
+    once (not at the next flush); the caller commits."""
+    if kind not in ACTIVITY_KINDS:
+        raise ValueError(f"unknown activity kind {kind!r}")
+    dialect = session.get_bind().dialect.name
+    if dialect == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as dialect_insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert as dialect_insert
+    values = {"member_id": member_id, "kind": kind, "occurred_at": occurred_at, "dedupe_key": dedupe_key[:120],
+              "source_type": type(source).__name__.lower() if source is not None else None,
+              "source_id": getattr(source, "id", None), "detail": _jsonable(detail) if detail else None}
+    stmt = (dialect_insert(Activity).values(**values)
+            .on_conflict_do_nothing(index_elements=["dedupe_key"]).returning(Activity.id))
+    return session.execute(stmt).scalar() is not None
+
+
 def next_number(session: Session, name: str) -> int:
     """Next value of the counter `name`, inside the caller's transaction.
 

@@ -23,12 +23,12 @@ MAX_DIGEST_ALERTS = 50
 
 
 def update_alerts(session: Session, scores: Mapping[int, dict[str, Any]], previous_bands: Mapping[int, str | None],
-                  *, today: date, now: datetime) -> dict[str, int]:
+                  *, today: date, now: datetime, opened: list[RiskAlert] | None = None) -> dict[str, int]:
     """Open and close alerts for one batch of freshly scored members.
 
     `scores`: {member_id: {"churn_risk", "risk_band", "reasons", "renewed"}}; `previous_bands`:
-    the risk band each member had at the previous scoring (absent: never scored). Adds and
-    flushes; the caller commits."""
+    the risk band each member had at the previous scoring (absent: never scored). The alerts
+    opened are appended to `opened` when given. Adds and flushes; the caller commits."""
     counts = {"opened": 0, "resolved": 0}
     if not scores:
         return counts
@@ -50,9 +50,12 @@ def update_alerts(session: Session, scores: Mapping[int, dict[str, Any]], previo
                 counts["resolved"] += 1
             continue
         if band == "high" and previous_bands.get(member_id) != "high":
-            session.add(RiskAlert(member_id=member_id, opened_on=today, churn_risk=s["churn_risk"],
-                                  reasons=s.get("reasons") or [],
-                                  suggested_action=suggested_action(s.get("reasons") or []), status="open"))
+            alert = RiskAlert(member_id=member_id, opened_on=today, churn_risk=s["churn_risk"],
+                              reasons=s.get("reasons") or [],
+                              suggested_action=suggested_action(s.get("reasons") or []), status="open")
+            session.add(alert)
+            if opened is not None:
+                opened.append(alert)
             counts["opened"] += 1
     session.flush()
     return counts

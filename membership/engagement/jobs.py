@@ -53,31 +53,42 @@ def score_member(mf, *, settings, model: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def refit_if_due(session: Session, *, today: date, now: datetime, zone, half_life_days: float) -> dict[str, Any]:
+    """Fit a churn model on the history (model.choose_model) when the last attempt is REFIT_DAYS
+    old or more. A fit reads the whole history, so it is tried at most once every REFIT_DAYS (the
+    Setting row remembers the last attempt, also when there was not enough history to fit).
+    Flushes; the caller commits."""
+    attempt = session.get(Setting, LAST_FIT_KEY)
+    last = date.fromisoformat(attempt.value) if attempt is not None and attempt.value else None
+    if last is not None and 0 <= (today - last).days < REFIT_DAYS:
+        return {"fitted": False, "last_attempt": last.isoformat()}
+    active = choose_model(session, today=today, now=now, zone=zone, half_life_days=half_life_days)
+    if attempt is None:
+        session.add(Setting(key=LAST_FIT_KEY, value=today.isoformat(), updated_at=now))
+    else:
+        attempt.value, attempt.updated_at = today.isoformat(), now
+    session.flush()
+    return {"fitted": True, "active_model": active.id, "kind": active.kind}
+
+
 def score_all(session: Session, *, today: date, now: datetime, zone, batch_size: int = BATCH_SIZE,
-              on_batch: Callable[[], None] | None = None, refit: bool = True) -> dict[str, Any]:
+              on_batch: Callable[[], None] | None = None, refit: bool = False) -> dict[str, Any]:
     """Score every non-erased member as of `today`: MemberScore (one row per member and day,
     replaced on a re-run the same day), CurrentScore (upserted), and alerts. Batches of
     `batch_size` members; `on_batch` (the job's checkpoint: commit) after each one, so memory
     stays bounded and a crash keeps the batches done. With `refit`, first fits a model on the
-    history when the latest fit is older than REFIT_DAYS."""
+    history when the latest fit is older than REFIT_DAYS (the scheduler does that in its own job,
+    "churn-model-fit", so the daily scoring stays well within its time)."""
     settings = get_settings(session)
     if refit:
-        # a fit reads the whole history: try it at most once every REFIT_DAYS (the Setting row
-        # remembers the last attempt, also when there was not enough history to fit)
-        attempt = session.get(Setting, LAST_FIT_KEY)
-        last = date.fromisoformat(attempt.value) if attempt is not None and attempt.value else None
-        if last is None or (today - last).days >= REFIT_DAYS or last > today:
-            choose_model(session, today=today, now=now, zone=zone, half_life_days=settings.half_life_days)
-            if attempt is None:
-                session.add(Setting(key=LAST_FIT_KEY, value=today.isoformat(), updated_at=now))
-            else:
-                attempt.value, attempt.updated_at = today.isoformat(), now
-            session.flush()
+        refit_if_due(session, today=today, now=now, zone=zone, half_life_days=settings.half_life_days)
     model_row = active_model(session, now=now)
     model, model_id = model_row.parameters, model_row.id
     if on_batch:
         on_batch()
     counts = {"scored": 0, "batches": 0, "at_risk": 0, "opened": 0, "resolved": 0, "model_id": model_id}
+    if settings.we_miss_you:
+        counts["we_miss_you"] = 0
     last_id = 0
     while True:
         members = session.execute(select(Member.id, Member.joined_on)
@@ -112,7 +123,10 @@ def score_all(session: Session, *, today: date, now: datetime, zone, batch_size:
         prev_bands = {mid: band for mid, band in previous.items()}
         for mid in same_day:
             prev_bands[mid] = "high"  # today's first run already dealt with this member's episode
-        c = update_alerts(session, scores, prev_bands, today=today, now=now)
+        opened: list[RiskAlert] = []
+        c = update_alerts(session, scores, prev_bands, today=today, now=now, opened=opened)
+        if settings.we_miss_you and opened:
+            counts["we_miss_you"] += _we_miss_you(session, opened, now=now)
         counts["opened"] += c["opened"]
         counts["resolved"] += c["resolved"]
         counts["scored"] += len(ids)
@@ -127,11 +141,31 @@ def score_all(session: Session, *, today: date, now: datetime, zone, batch_size:
     return counts
 
 
+def _we_miss_you(session: Session, alerts: list[RiskAlert], *, now: datetime) -> int:
+    """Queue the "we miss you" email for each newly opened alert (in the scoring's transaction, so
+    a crash before the batch commits loses neither). Returns how many were queued."""
+    from membership.notifications.emails import queue_we_miss_you
+
+    members = {m.id: m for m in session.scalars(select(Member).where(Member.id.in_([a.member_id for a in alerts])))}
+    return sum(queue_we_miss_you(session, members.get(a.member_id), a, now=now) is not None for a in alerts)
+
+
 def engagement_scoring(ctx) -> dict[str, Any]:
     """The scheduler job: score all members as of the local day, in batches, committing each."""
     return score_all(ctx.session, today=ctx.today, now=ctx.now, zone=ctx.zone, on_batch=ctx.checkpoint)
 
 
+def churn_model_fit(ctx) -> dict[str, Any]:
+    """The scheduler job: refit the churn model on the history when the last fit is a month old
+    (a daily job that does nothing on most days), before the day's scoring."""
+    settings = get_settings(ctx.session)
+    return refit_if_due(ctx.session, today=ctx.today, now=ctx.now, zone=ctx.zone,
+                        half_life_days=settings.half_life_days)
+
+
+register_job(Job("churn-model-fit", "membership.engagement.jobs:churn_model_fit", Daily(time(2, 0)),
+                 "Once a month, fit a churn-risk model on the association's history of renewals and lapses, "
+                 "back-test it, and make it active if it beats the default model.", lease_seconds=60 * 60))
 register_job(Job("engagement-scoring", "membership.engagement.jobs:engagement_scoring", Daily(time(2, 30)),
                  "Score every member's engagement and churn risk, keep the history, open and close "
-                 "churn-risk alerts (refits the model on the history monthly).", lease_seconds=60 * 60))
+                 "churn-risk alerts.", lease_seconds=60 * 60))

@@ -28,6 +28,7 @@ DEFAULT_BANDS: dict[str, float] = {"highly_engaged": 40.0, "engaged": 15.0, "dri
 KEY_WEIGHTS = "engagement.weights"
 KEY_HALF_LIFE = "engagement.half_life_days"
 KEY_BANDS = "engagement.bands"
+KEY_WE_MISS_YOU = "engagement.we_miss_you"
 
 
 @dataclass(frozen=True)
@@ -35,13 +36,15 @@ class EngagementSettings:
     weights: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_WEIGHTS))
     half_life_days: float = DEFAULT_HALF_LIFE_DAYS
     bands: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_BANDS))
+    # send members who cross into high risk the "we_miss_you" email (marketing: opted-in only)
+    we_miss_you: bool = False
 
 
 def get_settings(session: Session) -> EngagementSettings:
     """The stored settings, each falling back to its default (unknown kinds in a stored weight map
     are ignored; missing kinds take the default weight)."""
     rows = {s.key: s.value for s in session.scalars(
-        select(Setting).where(Setting.key.in_((KEY_WEIGHTS, KEY_HALF_LIFE, KEY_BANDS))))}
+        select(Setting).where(Setting.key.in_((KEY_WEIGHTS, KEY_HALF_LIFE, KEY_BANDS, KEY_WE_MISS_YOU))))}
     weights = dict(DEFAULT_WEIGHTS)
     for kind, w in (rows.get(KEY_WEIGHTS) or {}).items():
         if kind in weights or kind in ACTIVITY_KINDS:
@@ -49,7 +52,8 @@ def get_settings(session: Session) -> EngagementSettings:
     half_life = float(rows.get(KEY_HALF_LIFE) or DEFAULT_HALF_LIFE_DAYS)
     bands = dict(DEFAULT_BANDS)
     bands.update({k: float(v) for k, v in (rows.get(KEY_BANDS) or {}).items() if k in DEFAULT_BANDS})
-    return EngagementSettings(weights=weights, half_life_days=half_life, bands=bands)
+    return EngagementSettings(weights=weights, half_life_days=half_life, bands=bands,
+                              we_miss_you=rows.get(KEY_WE_MISS_YOU) is True)
 
 
 def _number(value: Any, field_name: str) -> float:
@@ -97,6 +101,8 @@ def save_settings(session: Session, values: dict[str, Any], *, actor, now: datet
             raise ValidationError("Thresholds must decrease: highly engaged > engaged > drifting.",
                                   field="bands.engaged")
         to_store[KEY_BANDS] = bands
+    if "we_miss_you" in values:
+        to_store[KEY_WE_MISS_YOU] = bool(values["we_miss_you"])
     actor_id = getattr(actor, "id", None)
     for key, value in to_store.items():
         row = session.get(Setting, key)

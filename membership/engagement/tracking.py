@@ -9,6 +9,7 @@ All functions add rows to the caller's session; the caller commits.
 """
 from __future__ import annotations
 
+import hashlib
 import html
 import re
 from datetime import datetime
@@ -16,12 +17,10 @@ from urllib.parse import urlsplit
 
 from flask import current_app
 from itsdangerous import BadSignature, URLSafeSerializer
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from membership.core.models import Activity
-from membership.core.services import record_activity
-from membership.core.time import local_date, local_midnight_utc
+from membership.core.services import record_activity_once
+from membership.core.time import local_date
 
 OPEN_SALT = "samiti.mail-open.v1"
 CLICK_SALT = "samiti.mail-click.v1"
@@ -117,25 +116,15 @@ def add_tracking(body_html: str, message_id: int) -> str:
     return out[:at] + pixel + out[at:] if at >= 0 else out + pixel
 
 
-def _already(session: Session, member_id: int, kind: str, message_id: int, url: str | None = None) -> bool:
-    rows = session.scalars(select(Activity.detail).where(
-        Activity.member_id == member_id, Activity.kind == kind, Activity.source_type == SOURCE_TYPE,
-        Activity.source_id == message_id)).all()
-    if url is None:
-        return bool(rows)
-    return any((d or {}).get("url") == url for d in rows)
-
-
 def record_open(session: Session, message, *, now: datetime) -> bool:
-    """Record `email_opened` for the member of outbox `message`, once per message. Returns True when
-    a row was added (False: no member, or already recorded)."""
+    """Record `email_opened` for the member of outbox `message`, once per message (the activity's
+    unique dedupe key holds that under concurrent requests too). Returns True when a row was added
+    (False: no member, or already recorded)."""
     if message is None or message.member_id is None:
         return False
-    if _already(session, message.member_id, "email_opened", message.id):
-        return False
-    record_activity(session, member_id=message.member_id, kind="email_opened", occurred_at=now,
-                    source=message, detail={"template": message.template_key})
-    return True
+    return record_activity_once(session, dedupe_key=f"email_opened:{message.id}", member_id=message.member_id,
+                                kind="email_opened", occurred_at=now, source=message,
+                                detail={"template": message.template_key})
 
 
 def record_click(session: Session, message, url: str, *, now: datetime) -> bool:
@@ -144,21 +133,15 @@ def record_click(session: Session, message, url: str, *, now: datetime) -> bool:
     if message is None or message.member_id is None:
         return False
     record_open(session, message, now=now)
-    if _already(session, message.member_id, "email_clicked", message.id, url):
-        return False
-    record_activity(session, member_id=message.member_id, kind="email_clicked", occurred_at=now,
-                    source=message, detail={"template": message.template_key, "url": url[:500]})
-    return True
+    digest = hashlib.sha256(url.encode("utf-8", "surrogatepass")).hexdigest()[:32]
+    return record_activity_once(session, dedupe_key=f"email_clicked:{message.id}:{digest}",
+                                member_id=message.member_id, kind="email_clicked", occurred_at=now,
+                                source=message, detail={"template": message.template_key, "url": url[:500]})
 
 
 def record_login(session: Session, member_id: int, *, now: datetime, zone) -> bool:
-    """Record `logged_in` for the member unless one is already recorded on the same local day (in
-    the association's `zone`). Returns True when a row was added."""
-    day_start = local_midnight_utc(local_date(now, zone), zone)
-    seen = session.scalar(select(Activity.id).where(
-        Activity.member_id == member_id, Activity.occurred_at >= day_start,
-        Activity.kind == "logged_in").limit(1))
-    if seen is not None:
-        return False
-    record_activity(session, member_id=member_id, kind="logged_in", occurred_at=now)
-    return True
+    """Record `logged_in` for the member once per local day (in the association's `zone`), also
+    when two sign-ins race. Returns True when a row was added."""
+    day = local_date(now, zone)
+    return record_activity_once(session, dedupe_key=f"logged_in:{member_id}:{day.isoformat()}",
+                                member_id=member_id, kind="logged_in", occurred_at=now)

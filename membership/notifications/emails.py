@@ -133,3 +133,26 @@ def unsubscribe(session: Session, member, *, now: datetime, via: str) -> bool:
                  changes={"marketing_opt_in": [True, False]})
     session.flush()
     return True
+
+
+def queue_we_miss_you(session: Session, member, alert, *, now: datetime) -> OutboxMessage | None:
+    """The optional "we miss you" email to a member who crossed into high churn risk: once per risk
+    episode (keyed by the alert). A marketing email: None for a member who does not accept them,
+    has no address, bounces or was erased."""
+    from membership.notifications.templating import link
+
+    if member is None or not member.email or member.email_bouncing or member.erased_at is not None:
+        return None
+    return enqueue(session, template_key="we_miss_you", dedupe_key=f"we_miss_you:alert:{alert.id}", now=now,
+                   member=member, context={"events_link": link("/events/")}, source=alert)
+
+
+def queue_staff_invitation(session: Session, user, *, invitation_link: str, invited_by: str, days: int,
+                           now: datetime) -> OutboxMessage | None:
+    """The invitation link to a new staff `user` (a User without a password). Each link is its own
+    email (keyed by the link): a new link after a withdrawn one is sent again."""
+    digest = hashlib.sha256(invitation_link.encode()).hexdigest()[:24]
+    return enqueue(session, template_key="staff_invitation", dedupe_key=f"staff_invitation:user:{user.id}:{digest}",
+                   now=now, to_address=user.email, to_name=user.name or user.email, category="staff",
+                   context={"invitation_link": invitation_link, "link_expires_in": f"{days} days",
+                            "role": user.role, "invited_by": invited_by}, source=user)

@@ -196,6 +196,23 @@ TEMPLATES: dict[str, TemplateInfo] = {t.key: t for t in (
         {"decline_reason": "This plan is for students; please choose the standard plan."}),
     # ---- member portal: help requests and account closure (membership.support, membership.privacy)
     TemplateInfo(
+        "staff_invitation", "Staff invitation", "When an admin creates a staff account by invitation, or makes a "
+        "new invitation link.", "staff",
+        "an administrator of {{ association_name }} made a staff account for you.",
+        (("invitation_link", "The link with which they choose their password"),
+         ("link_expires_in", "How long the link works, e.g. 7 days"), ("role", "staff or admin"),
+         ("invited_by", "The name of the admin who invited them")),
+        {"invitation_link": "https://example.org/invitation/abc123", "link_expires_in": "7 days",
+         "role": "staff", "invited_by": "Amina Rahman"}, sensitive=True),
+    # ---- engagement (membership.engagement.jobs): optional, switched on in Admin > Engagement
+    TemplateInfo(
+        "we_miss_you", "We miss you",
+        "Optional (Admin > Engagement): when a member crosses into high churn risk, once per risk episode. "
+        "Marketing: only to members who accept such emails.", "marketing",
+        "you are a member of {{ association_name }}.",
+        (("events_link", "Link to the association's upcoming events"),),
+        {"events_link": "https://example.org/events"}),
+    TemplateInfo(
         "help_reply", "Reply to a help request", "When staff reply to a member's help request.", "service",
         "you asked {{ association_name }} for help (request #{{ request_number }}).",
         (("request_number", "Number of the help request, e.g. 42"), ("request_subject", "Subject of the request"),

@@ -117,3 +117,69 @@ def test_a_new_episode_after_the_risk_fell_gets_a_new_alert(app, make_member, ma
     assert score(later + timedelta(days=1))["opened"] == 0
     assert [a.status for a in alerts(m)] == ["resolved", "open"]
     assert any(m.full_name in line for line in digest_lines(db.session, today=later, zone=ZONE))
+
+
+# ---------------------------------------------------------------- the optional "we miss you" email
+
+
+def we_miss_you_emails():
+    return db.session.scalars(select(OutboxMessage).where(OutboxMessage.template_key == "we_miss_you")
+                              .order_by(OutboxMessage.id)).all()
+
+
+def test_we_miss_you_is_off_by_default(app, make_member, make_plan):
+    m = make_member(joined_on=date(2023, 6, 1), marketing_opt_in=True)
+    term(m, make_plan(), date(2025, 9, 1), date(2026, 8, 31), date(2025, 9, 1))
+    db.session.commit()
+    assert score(DAY)["opened"] == 1
+    assert we_miss_you_emails() == []
+
+
+def test_we_miss_you_goes_once_per_episode_to_members_who_accept_marketing(app, make_member, make_plan,
+                                                                          admin_user):
+    from membership.engagement.settings import get_settings, save_settings
+
+    save_settings(db.session, {"we_miss_you": True}, actor=admin_user, now=at(DAY))
+    db.session.commit()
+    assert get_settings(db.session).we_miss_you is True
+    plan = make_plan()
+    willing = make_member(first_name="Wila", joined_on=date(2023, 6, 1), marketing_opt_in=True)
+    unwilling = make_member(first_name="Una", joined_on=date(2023, 6, 1), marketing_opt_in=False)
+    for m in (willing, unwilling):
+        term(m, plan, date(2025, 9, 1), date(2026, 8, 31), date(2025, 9, 1))
+    db.session.commit()
+
+    counts = score(DAY)
+    assert counts["opened"] == 2 and counts["we_miss_you"] == 1
+    [email] = we_miss_you_emails()
+    assert email.member_id == willing.id and email.category == "marketing"
+    assert email.subject.startswith("We miss you at ")
+    assert "Dear Wila" in email.body_text and "/events/" in email.body_text
+    assert email.headers["List-Unsubscribe"].startswith("<") and "List-Unsubscribe-Post" in email.headers
+    # still high the next days: no second email
+    assert score(DAY + timedelta(days=1))["we_miss_you"] == 0
+    assert len(we_miss_you_emails()) == 1
+    # the risk falls, then rises again: a new episode, a new email
+    for d in range(10):
+        db.session.add(Activity(member_id=willing.id, kind="logged_in", occurred_at=at(DAY + timedelta(days=d))))
+    db.session.commit()
+    score(DAY + timedelta(days=10))
+    later = DAY + timedelta(days=160)
+    assert score(later)["we_miss_you"] == 1
+    assert [e.member_id for e in we_miss_you_emails()] == [willing.id, willing.id]
+    # switched off: no more
+    save_settings(db.session, {"we_miss_you": False}, actor=admin_user, now=at(later))
+    db.session.commit()
+    assert "we_miss_you" not in score(later + timedelta(days=1))
+
+
+def test_admin_switches_we_miss_you_on_from_the_settings_page(app, client, admin_user):
+    from tests.conftest import login
+    login(client, admin_user)
+    page = client.get("/staff/admin/engagement").get_data(as_text=True)
+    assert 'name="we_miss_you"' in page and 'id="we_miss_you" checked' not in page
+    token = page.split('name="csrf_token" value="')[1].split('"')[0]
+    response = client.post("/staff/admin/engagement", data={"csrf_token": token, "half_life_days": "90",
+                                                      "we_miss_you": "on"})
+    assert response.status_code == 302
+    assert 'id="we_miss_you" checked' in client.get("/staff/admin/engagement").get_data(as_text=True)

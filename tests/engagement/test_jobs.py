@@ -92,3 +92,32 @@ def test_the_scheduler_runs_it_once_per_local_day(app, make_member, make_plan):
     assert runs[0].status == "ok" and runs[0].counts["scored"] == 3 and runs[0].run_for == DAY
     assert all(r.status != "ok" for r in runs[1:])  # the second firing that day does nothing
     assert db.session.scalar(select(func.max(MemberScore.scored_on))) == DAY
+
+
+def test_the_model_is_refitted_monthly_by_its_own_job_not_by_the_scoring(app, make_member, make_plan,
+                                                                         monkeypatch):
+    """The fit reads the whole history (10-15 s at 100,000 members): it has its own daily job,
+    which fits once every 30 days, so the scoring job's time stays the same every day."""
+    from membership.engagement import jobs, model
+
+    population(make_member, make_plan)
+    fits: list[date] = []
+
+    def counting_fit(session, *, today, **kw):
+        fits.append(today)
+        return model.choose_model(session, today=today, **kw)
+
+    monkeypatch.setattr(jobs, "choose_model", counting_fit)
+    assert get_job("churn-model-fit").schedule.at == time(2, 0)
+    assert get_job("churn-model-fit").schedule.at < get_job("engagement-scoring").schedule.at
+
+    run_job("engagement-scoring", now=NOW)
+    assert fits == []
+    for days, fitted in ((0, True), (1, False), (29, False), (30, True), (31, False)):
+        run_job("churn-model-fit", now=NOW + timedelta(days=days))
+        run = db.session.scalars(select(JobRun).where(JobRun.job_name == "churn-model-fit")
+                                 .order_by(JobRun.id.desc())).first()
+        assert run.status == "ok" and run.counts["fitted"] is fitted, days
+    assert fits == [DAY, DAY + timedelta(days=30)]
+    run_job("engagement-scoring", now=NOW + timedelta(days=30))
+    assert len(fits) == 2

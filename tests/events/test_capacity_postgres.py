@@ -2,18 +2,18 @@
 confirm more people than the capacity, and concurrent cancellations promote distinct people."""
 from __future__ import annotations
 
-import os
 import threading
 from datetime import datetime, timedelta, timezone
 
 import pytest
-from sqlalchemy import create_engine, func, select, text
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from membership.events import services as ev
 from membership.events.models import SEATED_STATUSES, Event, EventRegistration
 from membership.extensions import db
 from membership.members.models import Member
+from tests.conftest import require_postgres
 
 N = 24
 CAPACITY = 5
@@ -21,21 +21,7 @@ CAPACITY = 5
 
 @pytest.fixture
 def postgres(app):
-    url = os.environ.get("TEST_DATABASE_URL", "")
-    if not url.startswith("postgresql"):
-        # the SQLite pass; .ci/run's PostgreSQL pass runs it (and fails it if the server is gone)
-        pytest.skip("NEEDS POSTGRESQL: the seat race runs on PostgreSQL only; set "
-                    "TEST_DATABASE_URL=postgresql+psycopg://postgres@127.0.0.1/<db> to run it")
-    try:
-        engine = create_engine(url)
-        with engine.connect() as conn:
-            conn.execute(text("SELECT 1"))
-        engine.dispose()
-    except Exception as exc:  # pragma: no cover - depends on the machine
-        if os.environ.get("SAMITI_REQUIRE_POSTGRES") == "1":
-            pytest.fail(f"PostgreSQL at {url} is unreachable and SAMITI_REQUIRE_POSTGRES=1: {exc}")
-        pytest.skip(f"NEEDS POSTGRESQL: {url} is unreachable: {exc}")
-    return db.engine
+    return require_postgres("the seat race runs on PostgreSQL only")
 
 
 def race(app, engine, n, work):
