@@ -26,6 +26,10 @@ _ENV = {
     "PAYMENT_INSTRUCTIONS": ("PAYMENT_INSTRUCTIONS",
                              "Pay by bank transfer or in cash at our office, and quote your member number. "
                              "Your membership becomes active as soon as we record your payment.", str),
+    # Shown with a paid event's registration while the fee is due.
+    "EVENT_PAYMENT_INSTRUCTIONS": ("EVENT_PAYMENT_INSTRUCTIONS",
+                                   "Pay by bank transfer or in cash at our office before the event, quoting the "
+                                   "event and your name, or pay at the door.", str),
     # How far back a missed reminder is still sent (a scheduler down for a week catches up).
     "REMINDER_CATCH_UP_DAYS": ("REMINDER_CATCH_UP_DAYS", 7, int),
     "SCHEDULER_KEEP_RUNS_DAYS": ("SCHEDULER_KEEP_RUNS_DAYS", 60, int),

@@ -2,7 +2,7 @@
 (no pending autogenerate change), and go down to base and up again.
 
 SQLite always; PostgreSQL when TEST_DATABASE_URL points at one (the test uses a sibling database,
-"<name>_mig", which it creates and empties, so the suite's own schema is left alone).
+"<name>_mig", which it creates, empties and drops, so the suite's own schema is left alone).
 """
 from __future__ import annotations
 
@@ -121,7 +121,14 @@ def empty_postgres_url():
             conn.execute(text("CREATE SCHEMA public"))
     finally:
         engine.dispose()
-    return target.render_as_string(hide_password=False)
+    yield target.render_as_string(hide_password=False)
+    # dropped afterwards, so no database is left behind (CI makes a new one per run)
+    admin = create_engine(base, isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{target.database}" WITH (FORCE)'))
+    finally:
+        admin.dispose()
 
 
 def test_postgres_upgrade_agrees_with_the_models_and_round_trips(empty_postgres_url, tmp_path):

@@ -70,28 +70,46 @@ def user_new():
     try:
         name = clean_text(form.name.data, field="name", label="Name", max_length=200, required=True)
         email = clean_email(form.email.data, required=True)
+        now = utcnow()
         user = accounts.create_user(db.session, email=email, name=name, role=form.role.data,
                                     password=None if inviting else form.password.data,
-                                    actor=current_user, now=utcnow())
+                                    actor=current_user, now=now)
+        if inviting:
+            _email_invitation(user, now)
         db.session.commit()
     except DomainError as e:
         db.session.rollback()
         _field_error(form, e)
         return render_template("admin/users/new.html", form=form), e.status_code
     if inviting:
-        flash(f"Account created for {user.email}. Pass on the invitation link below; "
-              f"they choose their own password with it.", "success")
+        flash(f"Account created for {user.email}, and the invitation link emailed to them; they choose their "
+              f"own password with it. The link is also below, to pass on another way.", "success")
     else:
         flash(f"Account created for {user.email} with the password you set. Ask them to change it "
               f"after signing in.", "success")
     return redirect(url_for("admin.user", user_id=user.id))
 
 
+def invitation_link(user: User) -> str:
+    """The invitation link, on BASE_URL (the address members and staff use), not on whatever host
+    the admin's request came through."""
+    from membership.notifications.templating import link
+    return link(url_for("auth.accept_invitation", token=invitation_token(user)))
+
+
+def _email_invitation(user: User, now) -> None:
+    from membership.notifications.emails import queue_staff_invitation
+    db.session.flush()
+    queue_staff_invitation(db.session, user, invitation_link=invitation_link(user),
+                           invited_by=current_user.name or current_user.email,
+                           days=INVITATION_MAX_AGE // 86400, now=now)
+
+
 def _render_user(user: User, role_form: RoleForm | None = None, status: int = 200):
     role_form = role_form or RoleForm(data={"role": user.role})
     invitation = None
     if user.password_hash is None and user.is_active:
-        invitation = url_for("auth.accept_invitation", token=invitation_token(user), _external=True)
+        invitation = invitation_link(user)
     changes = db.session.scalars(select(AuditLog).where(AuditLog.entity_type == "user", AuditLog.entity_id == user.id)
                                  .order_by(AuditLog.at.desc(), AuditLog.id.desc()).limit(20)).all()
     actions = db.session.scalars(select(AuditLog).where(AuditLog.actor_id == user.id)
@@ -173,6 +191,7 @@ def user_reinvite(user_id: int):
     accounts.logout_everywhere(user)
     record_audit(db.session, actor=current_user, action="user.invitation", entity=user, now=now,
                  summary=f"New invitation link for {user.email}; earlier links withdrawn")
+    _email_invitation(user, now)
     db.session.commit()
-    flash("New invitation link made; earlier links no longer work.", "success")
+    flash(f"New invitation link made and emailed to {user.email}; earlier links no longer work.", "success")
     return redirect(url_for("admin.user", user_id=user.id))

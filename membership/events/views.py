@@ -64,7 +64,7 @@ def _not_a_guest_post() -> bool:
 
 
 def payment_instructions() -> str:
-    return (current_app.config.get("PAYMENT_INSTRUCTIONS") or "").strip()
+    return (current_app.config.get("EVENT_PAYMENT_INSTRUCTIONS") or "").strip()
 
 
 @bp.app_template_filter("event_when")

@@ -360,3 +360,49 @@ def decline_application(session: Session, term: Membership, *, reason: str, acto
     if term.member is not None:
         enqueue(session, template_key="application_declined", dedupe_key=f"application_declined:term:{term.id}",
                 now=now, member=term.member, source=term, context={"term": term, "decline_reason": reason})
+
+
+# ---------------------------------------------------------------- never-confirmed applications
+
+UNCONFIRMED_KEEP_DAYS = 30
+
+
+def prune_unconfirmed(session: Session, *, now: datetime, keep_days: int = UNCONFIRMED_KEEP_DAYS) -> dict[str, int]:
+    """Delete online applications whose address was never confirmed, `keep_days` after they were
+    made (the link expired after 3 days; the address may not even be the applicant's): the login,
+    the member record it made and the application's audit rows. An application staff have touched
+    since (a term, a payment, an interaction, any staff-made audit row) is kept for staff to decide.
+    The applicant can simply apply again. Flushes; the caller commits."""
+    from datetime import timedelta
+
+    from sqlalchemy import delete, exists
+
+    from membership.members.models import Interaction
+
+    cutoff = now - timedelta(days=keep_days)
+    rows = session.execute(
+        select(User.id, User.member_id).where(
+            User.role == "member", User.is_active_flag.is_(False), User.deactivated_at.is_(None),
+            User.email_verified_at.is_(None), User.created_at < cutoff, User.member_id.is_not(None))
+        .order_by(User.id)).all()
+    counts = {"deleted": 0, "kept": 0}
+    for user_id, member_id in rows:
+        touched = session.scalar(select(
+            exists().where(Membership.member_id == member_id)
+            | exists().where(Payment.member_id == member_id)
+            | exists().where(Interaction.member_id == member_id)
+            | exists().where(AuditLog.member_id == member_id, AuditLog.actor_id.is_not(None),
+                             AuditLog.actor_id != user_id)))
+        if touched:
+            counts["kept"] += 1
+            continue
+        # the application's own audit rows (no staff actor: the application, its login): they name
+        # the applicant, who never confirmed being one
+        session.execute(delete(AuditLog).where(
+            AuditLog.actor_id.is_(None),
+            (AuditLog.member_id == member_id) | ((AuditLog.entity_type == "user") & (AuditLog.entity_id == user_id))))
+        session.execute(delete(User).where(User.id == user_id))
+        session.execute(delete(Member).where(Member.id == member_id))
+        counts["deleted"] += 1
+    session.flush()
+    return counts

@@ -5,11 +5,13 @@ import html
 import re
 
 import pytest
+from flask import current_app
 from sqlalchemy import func, select
 
 from membership.accounts.models import User
 from membership.core.models import AuditLog
 from membership.extensions import db
+from membership.notifications.models import OutboxMessage
 from tests.conftest import login
 
 NEW_PASSWORD = "plum-orchard-lantern-77"
@@ -136,9 +138,17 @@ def test_duplicate_email_is_refused(admin_client, staff_user):
 def invitation_link(page: str) -> str:
     match = re.search(r'id="invitation-link"[^>]*value="([^"]+)"', page)
     assert match, "no invitation link on the page"
-    link = match.group(1)
-    assert link.startswith("http://localhost/invitation/")
-    return link.replace("http://localhost", "")
+    link = html.unescape(match.group(1))
+    # on the address members and staff use (BASE_URL), not on the host the admin's request came in by
+    base = current_app.config["BASE_URL"].rstrip("/")
+    assert link.startswith(f"{base}/invitation/"), link
+    return link[len(base):]
+
+
+def invitation_emails(email: str) -> list[OutboxMessage]:
+    return list(db.session.scalars(select(OutboxMessage).where(OutboxMessage.template_key == "staff_invitation",
+                                                               OutboxMessage.to_address == email)
+                                   .order_by(OutboxMessage.id)))
 
 
 def test_invitation_link_sets_a_password_once(admin_client, app):
@@ -147,8 +157,12 @@ def test_invitation_link_sets_a_password_once(admin_client, app):
     user = by_email("nadia@example.org")
     assert user.password_hash is None and user.role == "admin"
     page = admin_client.get(response.headers["Location"])
-    assert "Pass on the invitation link below" in text_of(page)
+    assert "the invitation link emailed to them" in text_of(page)
     link = invitation_link(page.text)
+    # the email holds the same link (and is a staff email, no unsubscribe)
+    [email] = invitation_emails("nadia@example.org")
+    assert link in email.body_text and "admin account" in email.body_text
+    assert email.category == "staff" and email.member_id is None
     assert "Invited" in admin_client.get("/staff/admin/users").text
 
     invitee = app.test_client()
@@ -176,6 +190,8 @@ def test_a_new_invitation_withdraws_the_old_link(admin_client, app):
     response = admin_client.post(f"/staff/admin/users/{user.id}/invitation", follow_redirects=True)
     assert "earlier links no longer work" in text_of(response)
     new = invitation_link(response.text)
+    emailed = invitation_emails("nadia@example.org")
+    assert len(emailed) == 2 and old in emailed[0].body_text and new in emailed[1].body_text
     visitor = app.test_client()
     assert visitor.get(old).status_code == 404
     assert visitor.get(new).status_code == 200

@@ -18,7 +18,7 @@ from tests.events.test_public_events import (  # noqa: F401  (fixtures)
 
 @pytest.fixture
 def app_config():
-    return {"PAYMENT_INSTRUCTIONS": INSTRUCTIONS}
+    return {"EVENT_PAYMENT_INSTRUCTIONS": INSTRUCTIONS}
 
 
 def past_registration(event, member, status: str) -> EventRegistration:

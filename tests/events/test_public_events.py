@@ -24,7 +24,7 @@ INSTRUCTIONS = "Pay to Sonali Bank account 0123456789, quoting the event."
 
 @pytest.fixture
 def app_config():
-    return {"PAYMENT_INSTRUCTIONS": INSTRUCTIONS}
+    return {"EVENT_PAYMENT_INSTRUCTIONS": INSTRUCTIONS}
 
 
 # ---------------------------------------------------------------- helpers (also used by the other events tests)
@@ -239,6 +239,7 @@ def test_a_paid_event_shows_what_is_due_and_how_to_pay(member_client, make_event
     page = text_of(member_client.get(f"/events/{event.id}"))
     assert "You are registered." in page
     assert f"To pay: {money(30000, 'BDT')}" in page and INSTRUCTIONS in page
+    assert "membership becomes active" not in page  # the membership's own instructions are not for events
 
 
 def test_a_full_event_puts_the_member_on_the_waitlist_with_a_position(member_client, make_event,
@@ -517,3 +518,11 @@ def test_a_bad_feedback_link_says_so(client, token):
     response = client.get(f"/events/feedback/{token}")
     assert response.status_code in (404, 410) and "This link does not work" in text_of(response)
     assert client.post(f"/events/feedback/{token}", data={"rating": "5"}).status_code in (404, 410)
+
+
+def test_staff_see_a_link_to_the_staff_page_instead_of_the_guest_form(staff_client, make_event):
+    event = make_event(title="Open evening")
+    db.session.commit()
+    page = staff_client.get(f"/events/{event.id}").get_data(as_text=True)
+    assert 'id="staff-viewer"' in page and f'href="/staff/events/{event.id}"' in page
+    assert 'name="email"' not in page and "Already a member?" not in page

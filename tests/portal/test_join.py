@@ -393,3 +393,36 @@ class TestRateLimits:
             assert client.post("/join/resend", data={"email": "bot0@example.org"}).status_code == 302
         assert client.post("/join/resend", data={"email": "BOT0@example.org "}).status_code == 429
         assert count(Member) == 3
+
+
+# ---------------------------------------------------------------- never confirmed
+
+
+def test_applications_never_confirmed_are_deleted_after_30_days_unless_staff_acted(app, client, free_plan,
+                                                                                   staff_user, make_plan):
+    from membership.members.models import Interaction
+    from membership.scheduler import run_job
+
+    join(client, free_plan)                                         # never confirmed
+    join(client, free_plan, email="kept@example.org", first_name="Kamal")         # staff called them
+    join(client, free_plan, email="confirmed@example.org", first_name="Cyra")     # confirmed: a member
+    client.post(confirm_link("confirmed@example.org"))
+    kept = db.session.scalar(select(Member).where(Member.email == "kept@example.org"))
+    db.session.add(Interaction(member_id=kept.id, channel="phone", summary="Called about the application",
+                               staff_id=staff_user.id, occurred_at=utcnow(), created_at=utcnow()))
+    db.session.commit()
+    assert count(Member) == 3 and count(User) == 4  # with the staff user
+
+    # 29 days on: nothing yet
+    run_job("prune-applications", now=utcnow() + timedelta(days=29))
+    assert count(Member) == 3
+    # 31 days on: the unconfirmed, untouched application goes, with its login and its audit row
+    run_job("prune-applications", now=utcnow() + timedelta(days=31))
+    db.session.expire_all()
+    assert sorted(db.session.scalars(select(Member.email))) == ["confirmed@example.org", "kept@example.org"]
+    assert user_by_email("confirmed@example.org").is_active_flag
+    assert db.session.scalar(select(User).where(User.email == "nusrat@example.org")) is None
+    assert not db.session.scalars(select(AuditLog).where(AuditLog.summary.contains("Nusrat"))).all()
+    # the address is free to apply again
+    assert join(client, free_plan).status_code == 302
+    assert count(Member) == 3
