@@ -212,6 +212,8 @@ class DemoResult:
     terms: int = 0
     payments: int = 0
     interactions: int = 0
+    events: int = 0
+    registrations: int = 0
     statuses: dict[str, int] = field(default_factory=dict)
 
 
@@ -690,6 +692,49 @@ class _Demo:
                "pending_payment": 1.5, "pending_approval": 1, "lifetime": 3, "upgrade": 2, "student_switch": 3,
                "prospect": 1}
 
+    def add_events(self) -> None:
+        """Past events with registrations, check-ins and no-shows (so engagement and churn risk
+        have events to count), and upcoming ones open for registration, through the events domain
+        functions at the moments they happened. No emails: they would all go out at the start."""
+        from membership.core.errors import DomainError
+        from membership.events import services as ev
+
+        people = [m for m in self.members if m.erased_at is None]
+        for (title, offset, hour, hours, venue, capacity, members_only, member_fee, fee, share) in DEMO_EVENTS:
+            day = self.today + timedelta(days=offset)
+            if day < self.horizon:
+                continue
+            starts = local_midnight_utc(day, self.zone) + timedelta(hours=hour)
+            ends = starts + timedelta(hours=hours)
+            local = lambda at: at.astimezone(self.zone).strftime("%Y-%m-%d %H:%M")  # noqa: E731
+            data = ev.validate_event({
+                "title": title, "venue": venue, "starts_at": local(starts), "ends_at": local(ends),
+                "description": ("For members only." if members_only else "Members and guests welcome.")
+                + " Tea and snacks are served.",
+                "capacity": "" if capacity is None else str(capacity), "members_only": members_only,
+                "member_price": f"{_fee(member_fee, self.currency) / 100:.2f}",
+                "non_member_price": f"{_fee(fee, self.currency) / 100:.2f}" if fee else "0",
+                "reminder_hours_before": "24"}, zone=self.zone, currency=self.currency)
+            created = min(starts - timedelta(days=40), self.end_at - timedelta(hours=1))
+            event = ev.create_event(self.s, data, now=created, actor=None)
+            ev.publish_event(self.s, event, now=created, actor=None)
+            self.result.events += 1
+            latest = min(starts, self.end_at) - timedelta(hours=1)
+            candidates = [m for m in people if m.joined_on is not None and m.joined_on <= day]
+            for member in self.rng.sample(candidates, round(len(candidates) * share)):
+                at = created + (latest - created) * self.rng.uniform(0.05, 1.0)
+                try:
+                    registration = ev.register_member(self.s, event, member, now=at, actor=None, email=False)
+                except DomainError:
+                    continue  # not current then (members only), or full without a waitlist
+                self.result.registrations += 1
+                if ends < self.end_at and registration.status == "confirmed" and self.rng.random() < 0.8:
+                    ev.check_in(self.s, registration, now=starts + timedelta(minutes=self.rng.randint(-20, 40)),
+                                actor=None)
+            if ends + timedelta(hours=2) < self.end_at:
+                ev.finish_event(self.s, event, now=ends + timedelta(hours=2))
+        self.s.flush()
+
     def load(self) -> DemoResult:
         self.s.add(Counter(name=DEMO_MARKER, value=self.seed))
         self.make_staff()
@@ -711,11 +756,30 @@ class _Demo:
         for persona in personas:
             self.start_person(self.person(persona))
         self.run()
+        self.add_events()
         plans.apply_status_transitions(self.s, today=self.today, now=self.end_at, notify=False)
         self.s.flush()
         rows = self.s.execute(select(Member.status, func.count()).group_by(Member.status)).all()
         self.result.statuses = {status: n for status, n in sorted(rows)}
         return self.result
+
+
+# (title, days from today, local start hour, hours, venue, capacity, members only, member fee,
+# non-member fee (taka), share of members who register)
+DEMO_EVENTS = (
+    ("Annual general meeting 2025", -540, 17, 2, "Main hall, Samiti House", None, True, 0, 0, 0.30),
+    ("Networking breakfast", -470, 8, 2, "Lake View Hotel", 60, False, 500, 800, 0.20),
+    ("Workshop: digital marketing for small firms", -400, 10, 4, "Training room 2", 30, False, 1000, 2000, 0.15),
+    ("Spring social", -300, 18, 3, "Rooftop terrace, Samiti House", 120, False, 0, 300, 0.30),
+    ("Seminar: the new trade regulations", -230, 15, 2, "Auditorium", 150, True, 0, 0, 0.25),
+    ("Annual general meeting 2026", -175, 17, 2, "Main hall, Samiti House", None, True, 0, 0, 0.30),
+    ("Networking breakfast", -120, 8, 2, "Lake View Hotel", 60, False, 500, 800, 0.20),
+    ("Workshop: export paperwork", -60, 10, 3, "Training room 2", 25, False, 800, 1500, 0.15),
+    ("Members' evening", -20, 18, 3, "Samiti House", 80, True, 0, 0, 0.25),
+    ("Networking breakfast", 12, 8, 2, "Lake View Hotel", 60, False, 500, 800, 0.10),
+    ("Workshop: bookkeeping basics", 26, 10, 3, "Training room 2", 20, False, 800, 1500, 0.08),
+    ("Annual general meeting 2027", 45, 17, 2, "Main hall, Samiti House", None, True, 0, 0, 0.05),
+)
 
 
 def load_demo(session: Session, *, members: int = 300, seed: int = 1, today: date, end_at: datetime,

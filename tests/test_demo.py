@@ -86,6 +86,35 @@ def test_history_queues_no_email(demo):
     assert db.session.scalar(select(func.count()).select_from(OutboxMessage)) == 0
 
 
+def test_events_past_and_upcoming_with_attendance(demo):
+    from membership.core.models import Activity
+    from membership.events.models import Event, EventRegistration
+
+    events = db.session.scalars(select(Event).order_by(Event.starts_at)).all()
+    past = [e for e in events if e.status == "finished"]
+    upcoming = [e for e in events if e.status == "published"]
+    assert len(past) >= 6 and len(upcoming) == 3 and all(e.starts_at > NOW for e in upcoming)
+    assert re.search(r"\d+ events with \d+ registrations", demo.output)
+    counts = dict(db.session.execute(select(EventRegistration.status, func.count())
+                                     .group_by(EventRegistration.status)).all())
+    assert counts.get("attended", 0) > counts.get("no_show", 0) > 0
+    assert counts.get("confirmed", 0) > 0  # registered for an upcoming event
+    # every registration counted as an activity, at the moment it happened (before the event)
+    kinds = dict(db.session.execute(select(Activity.kind, func.count()).where(Activity.kind.like("event_%"))
+                                    .group_by(Activity.kind)).all())
+    assert kinds["event_registered"] == sum(counts.values())
+    assert kinds["event_attended"] == counts["attended"] and kinds["event_no_show"] == counts["no_show"]
+    # members-only events took only members who were current on the day they registered
+    from membership.events.services import _is_current
+    members_only = db.session.scalars(select(EventRegistration).join(Event).where(Event.members_only.is_(True))).all()
+    assert members_only
+    for registration in members_only:
+        assert _is_current(db.session, registration.member, registration.registered_at)
+        assert registration.registered_at < registration.event.starts_at
+    # no seat over capacity
+    assert all(e.capacity is None or e.seats_taken <= e.capacity for e in events)
+
+
 def test_every_status_is_present(demo):
     statuses = set(db.session.scalars(select(Member.status)))
     assert {"active", "grace", "lapsed", "cancelled", "pending"} <= statuses

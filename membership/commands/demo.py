@@ -40,7 +40,8 @@ def _load_demo(count: int, seed: int, today: date | None) -> None:
     db.session.commit()
     statuses = ", ".join(f"{status} {n}" for status, n in result.statuses.items())
     click.echo(f"Demo data: {result.members} members ({statuses}), {result.organizations} organisations, "
-               f"{result.terms} terms, {result.payments} payments, {result.interactions} interactions.")
+               f"{result.terms} terms, {result.payments} payments, {result.interactions} interactions, "
+               f"{result.events} events with {result.registrations} registrations.")
 
 
 def _member_count() -> int:

@@ -589,11 +589,12 @@ def _after_registered(session: Session, registration: EventRegistration, *, now:
 
 
 def register_member(session: Session, event: Event, member, *, now: datetime, actor,
-                    source: str = "member") -> EventRegistration:
+                    source: str = "member", email: bool = True) -> EventRegistration:
     """Register a member in one step: confirmed (seat taken) or waitlisted; emails the
-    confirmation (with the .ics attached) or the waitlist notice. Raises Conflict with the
-    availability reason when registration is not open for them. Idempotent per person.
-    Staff (source "staff") may register someone outside the registration window, before the start."""
+    confirmation (with the .ics attached) or the waitlist notice (not with email=False: the demo's
+    past events). Raises Conflict with the availability reason when registration is not open for
+    them. Idempotent per person. Staff (source "staff") may register someone outside the
+    registration window, before the start."""
     key = _member_key(member)
     existing = _live_registration(session, event, key)
     if existing is not None and existing.status != "pending":
@@ -605,7 +606,7 @@ def register_member(session: Session, event: Event, member, *, now: datetime, ac
         existing.source = source if source != "member" else existing.source
         existing.price_minor, existing.member_price = av.price_minor, av.member_price
         _seat_or_waitlist(session, existing, now=now)
-        _after_registered(session, existing, now=now, actor=actor)
+        _after_registered(session, existing, now=now, actor=actor, email=email)
         return existing
     registration = _new_registration(session, event, person_key=key, member=member, status="waitlisted",
                                      source=source, price_minor=av.price_minor, member_price=av.member_price,
@@ -613,7 +614,7 @@ def register_member(session: Session, event: Event, member, *, now: datetime, ac
     if registration is None:
         return _live_registration(session, event, key)
     _seat_or_waitlist(session, registration, now=now)
-    _after_registered(session, registration, now=now, actor=actor)
+    _after_registered(session, registration, now=now, actor=actor, email=email)
     return registration
 
 
