@@ -97,6 +97,16 @@ def queue_event_cancelled(session: Session, registration: EventRegistration, *, 
                   extra={"cancel_reason": registration.event.cancel_reason or ""})
 
 
+def queue_event_changed(session: Session, registration: EventRegistration, *, now: datetime, changes: list[str],
+                        change_key: str):
+    """'The event has moved' (or its place changed), once per registration and change (`change_key`
+    names the new values, so saving the form again sends nothing); people with a place get the
+    updated .ics, which replaces the old one in their calendar (same UID, higher SEQUENCE)."""
+    from membership.events.models import SEATED_STATUSES
+    return _queue(session, registration, "event_changed", now=now, extra={"changes": changes},
+                  attach_ics=registration.status in SEATED_STATUSES, key_suffix=f":{change_key}")
+
+
 def queue_reminder(session: Session, registration: EventRegistration, *, now: datetime):
     """The reminder before the start; keyed by the start too, so a moved event reminds again."""
     start = int(as_utc(registration.event.starts_at).timestamp())

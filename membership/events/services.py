@@ -30,6 +30,7 @@ Rules (issue 5):
 """
 from __future__ import annotations
 
+import hashlib
 import re
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
@@ -342,9 +343,26 @@ def _check_editable(event: Event) -> None:
         raise Conflict("This event has finished; it can no longer be changed.")
 
 
+# Changes to a published event that people registered for need to hear about.
+TOLD_CHANGES = {"starts_at": "Start", "ends_at": "End", "venue": "Place", "online_url": "Online link"}
+
+
+def _change_lines(changes: dict[str, list]) -> list[str]:
+    lines = []
+    for name, label in TOLD_CHANGES.items():
+        if name in changes:
+            old, new = changes[name]
+            if isinstance(new, datetime):
+                old, new = format_local(old), format_local(new)
+            lines.append(f"{label}: was {old or 'not given'}; now {new or 'not given'}")
+    return lines
+
+
 def update_event(session: Session, event: Event, data: EventData, *, now: datetime, actor) -> Event:
     """Edit an event (not a cancelled or finished one). A capacity below the seats already taken
-    is refused (ValidationError on "capacity"); a larger capacity promotes waitlisted people."""
+    is refused (ValidationError on "capacity"); a larger capacity promotes waitlisted people. When
+    a published event moves or changes its place, everyone registered or waiting is emailed
+    (event.people_told says how many)."""
     _check_editable(event)
     session.refresh(event, ["seats_taken"])
     capacity = data.values.get("capacity", event.capacity)
@@ -365,8 +383,21 @@ def update_event(session: Session, event: Event, data: EventData, *, now: dateti
     session.flush()
     record_audit(session, actor=actor, action="event.update", entity=event, now=now,
                  summary=f"Event '{event.title}' edited ({', '.join(changes)})", changes=changes)
+    event.people_told = 0
     if event.status == "published":
         fill_from_waitlist(session, event, now=now, actor=actor)
+        lines = _change_lines(changes)
+        if lines:
+            from membership.events import emails
+            key = hashlib.sha256(repr([as_utc(event.starts_at), as_utc(event.ends_at), event.venue,
+                                       event.online_url]).encode()).hexdigest()[:16]
+            live = session.scalars(select(EventRegistration).where(
+                EventRegistration.event_id == event.id,
+                EventRegistration.status.in_(("confirmed", "waitlisted"))).order_by(EventRegistration.id))
+            for registration in live:
+                if emails.queue_event_changed(session, registration, now=now, changes=lines,
+                                              change_key=key) is not None:
+                    event.people_told += 1
     return event
 
 

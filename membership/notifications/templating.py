@@ -251,6 +251,12 @@ TEMPLATES: dict[str, TemplateInfo] = {t.key: t for t in (
                  "service", _EVENT_REASON,
                  _EVENT_PLACEHOLDERS + (("cancel_reason", "The reason staff gave (may be empty)"),),
                  {**_EVENT_SAMPLE, "cancel_reason": "The speaker is ill; we will announce a new date soon."}),
+    TemplateInfo("event_changed", "Event changed",
+                 "When staff move a published event or change its place (sent to everyone registered or "
+                 "waiting; those with a place get the updated calendar file).", "service", _EVENT_REASON,
+                 _EVENT_PLACEHOLDERS + (("changes", "What changed, one line each: 'Start: was ..., now ...'"),),
+                 {**_EVENT_SAMPLE, "changes": ["Start: was Tuesday 9 March 2027, 18:30; now Thursday 11 March 2027, "
+                                               "18:30"]}),
     TemplateInfo("event_reminder", "Event reminder",
                  "Before an event starts, as many hours before as the event says (sent by the scheduler).",
                  "service", _EVENT_REASON, _EVENT_PLACEHOLDERS, _EVENT_SAMPLE),

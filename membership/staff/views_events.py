@@ -128,12 +128,17 @@ def edit_event(event_id: int):
         return render_template("staff/events/form.html", form=form, event=event), 422
     try:
         events.update_event(db.session, event, data, now=clock.utcnow(), actor=_actor())
+        told = getattr(event, "people_told", 0)
         db.session.commit()
     except DomainError as e:
         db.session.rollback()
         put_error(form, e)
         return render_template("staff/events/form.html", form=form, event=event), e.status_code
-    flash("Event saved.", "success")
+    if told:
+        flash(f"Event saved. {told} {'person' if told == 1 else 'people'} registered or waiting "
+              f"{'was' if told == 1 else 'were'} emailed about the change.", "success")
+    else:
+        flash("Event saved.", "success")
     return redirect(_event_url(event))
 
 

@@ -418,3 +418,45 @@ def test_member_page_lists_the_members_events(staff_client, make_event, make_cur
     box = section(response, "events")
     assert "Harvest festival" in box and "Confirmed" in box
     assert f'href="/staff/events/{event.id}"' in response.get_data(as_text=True)
+
+
+def test_moving_an_event_emails_everyone_registered_once_with_the_new_calendar_file(staff_client, make_event,
+                                                                                   current_member):
+    import base64
+
+    from tests.events.conftest import sent
+
+    event = make_event(title="Annual dinner", capacity=1, starts_at=datetime(2027, 3, 10, 12, 0, tzinfo=timezone.utc),
+                       hours=3.5, venue="Hotel Sonargaon")
+    seated, waiting, gone = (current_member(email=f"{n}@example.org") for n in ("seated", "waiting", "gone"))
+    now = utcnow()
+    events.register_member(db.session, event, seated, now=now, actor=None)
+    events.register_member(db.session, event, waiting, now=now, actor=None)
+    third = events.register_member(db.session, event, gone, now=now, actor=None)
+    events.cancel_registration(db.session, third, now=now, actor=None, by="self")
+    db.session.commit()
+    before = len(sent())
+
+    # same times, new title: nobody is told
+    same = good_form(capacity="1", **{"title": "Annual dinner 2027"})
+    assert staff_client.post(f"/staff/events/{event.id}/edit", data=same).status_code == 302
+    assert sent("event_changed") == []
+
+    # moved two days later and to another hotel
+    moved = dict(same, starts_at="2027-03-12T18:00", ends_at="2027-03-12T21:30",
+                 registration_closes_at="2027-03-11T23:00", venue="Lake View Hotel")
+    response = staff_client.post(f"/staff/events/{event.id}/edit", data=moved, follow_redirects=True)
+    assert "2 people registered or waiting were emailed about the change" in text_of(response)
+    told = {m.to_address: m for m in sent("event_changed")}
+    assert set(told) == {"seated@example.org", "waiting@example.org"}
+    body = told["seated@example.org"].body_text
+    assert "Start: was Wednesday 10 March 2027, 18:00; now Friday 12 March 2027, 18:00" in body
+    assert "Place: was Hotel Sonargaon; now Lake View Hotel" in body
+    assert "Your place is kept" in body and "still on the waitlist" in told["waiting@example.org"].body_text
+    [ics] = told["seated@example.org"].attachments
+    calendar = base64.b64decode(ics["data_b64"]).decode()
+    assert "DTSTART:20270312T120000Z" in calendar and "UID:" in calendar
+    assert not told["waiting@example.org"].attachments
+    # saving the same form again tells nobody twice
+    staff_client.post(f"/staff/events/{event.id}/edit", data=moved)
+    assert len(sent("event_changed")) == 2 and len(sent()) == before + 2
