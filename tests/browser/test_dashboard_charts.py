@@ -45,3 +45,29 @@ def test_charts_are_drawn_under_the_csp(page, staff_user, make_member, make_plan
     assert page.evaluate("Chart.getChart('chart-risk').data.datasets[0].data") == [3]
     assert problems == []
     page.screenshot(path=str(tmp_path / "dashboard.png"), full_page=True)
+
+    # a click on a bar opens the member list behind it (here: high risk on the plan)
+    x, y = page.evaluate("(() => { const c = Chart.getChart('chart-risk'); const bar = c.getDatasetMeta(0).data[0];"
+                         " return [bar.x - (bar.x - bar.base) / 2, bar.y]; })()")
+    page.locator("#chart-risk").click(position={"x": x, "y": y})
+    page.wait_for_url("**/staff/members?**risk=high**")
+    assert page.locator("#member-total").inner_text() == "3 members"
+
+
+def test_the_staff_bar_fits_a_1280_pixel_screen(page, admin_user):
+    """Every menu of an admin (the most of them) on one line, and the account menu on the screen."""
+    email = admin_user.email
+    db.session.commit()
+    db.session.close()
+    page.set_viewport_size({"width": 1280, "height": 800})
+    page.goto("/login")
+    page.get_by_label("Email").fill(email)
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
+    page.wait_for_url("**/staff/")
+    assert page.evaluate("document.documentElement.scrollWidth") <= 1280
+    account = page.locator("nav .dropdown > button")
+    assert account.is_visible()
+    box = account.bounding_box()
+    assert box["x"] + box["width"] <= 1280
+    assert page.locator("nav.navbar").bounding_box()["height"] < 70  # one line
