@@ -52,13 +52,18 @@ def waitlist_counts(session: Session, event_ids: list[int]) -> dict[int, int]:
         .group_by(EventRegistration.event_id)).all())
 
 
+def registrations_query(event: Event):
+    """Everyone who registered (waitlisted ones apart), in the order they registered (a SELECT,
+    for a page of them)."""
+    return (select(EventRegistration).where(EventRegistration.event_id == event.id,
+                                            EventRegistration.status != "waitlisted")
+            .options(joinedload(EventRegistration.member))
+            .order_by(EventRegistration.registered_at, EventRegistration.id))
+
+
 def registrations(session: Session, event: Event) -> list[EventRegistration]:
     """Everyone who registered (waitlisted ones apart), in the order they registered."""
-    return list(session.scalars(
-        select(EventRegistration).where(EventRegistration.event_id == event.id,
-                                        EventRegistration.status != "waitlisted")
-        .options(joinedload(EventRegistration.member))
-        .order_by(EventRegistration.registered_at, EventRegistration.id)))
+    return list(session.scalars(registrations_query(event)))
 
 
 def waitlist(session: Session, event: Event) -> list[EventRegistration]:

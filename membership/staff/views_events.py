@@ -202,17 +202,26 @@ def duplicate_event(event_id: int):
 
 # ---------------------------------------------------------------- the event page
 
+REGISTRATIONS_PER_PAGE = 50
+
 
 def render_event_page(event: Event, *, member_form: RegisterMemberForm | None = None,
                       guest_form: RegisterGuestForm | None = None, status: int = 200):
     now = clock.utcnow()
-    regs = queries.registrations(db.session, event)
+    page_arg = request.args.get("page", "1")
+    page_no = int(page_arg) if page_arg.isascii() and page_arg.isdigit() and 0 < int(page_arg) < 100_000 else 1
+    page = db.paginate(queries.registrations_query(event), page=page_no, per_page=REGISTRATIONS_PER_PAGE,
+                       error_out=False)
+    if not page.items and page.total and page_no > page.pages:
+        page = db.paginate(queries.registrations_query(event), page=page.pages, per_page=REGISTRATIONS_PER_PAGE,
+                           error_out=False)
+    regs = page.items
     due = {r.id: events.amount_due(db.session, r) for r in regs
            if r.price_minor and r.status in ("confirmed", "attended", "no_show")}
     finished = event.status == "finished" or (event.status == "published" and clock.as_utc(event.ends_at) <= now)
     return render_template(
         "staff/events/page.html", event=event, report=events.event_report(db.session, event),
-        registrations=regs, waitlist=queries.waitlist(db.session, event), due=due, finished=finished,
+        registrations=regs, registrations_page=page, waitlist=queries.waitlist(db.session, event), due=due, finished=finished,
         comments=queries.feedback_comments(db.session, event) if finished else [],
         member_form=member_form or RegisterMemberForm(formdata=None),
         guest_form=guest_form or RegisterGuestForm(formdata=None),

@@ -460,3 +460,22 @@ def test_moving_an_event_emails_everyone_registered_once_with_the_new_calendar_f
     # saving the same form again tells nobody twice
     staff_client.post(f"/staff/events/{event.id}/edit", data=moved)
     assert len(sent("event_changed")) == 2 and len(sent()) == before + 2
+
+
+def test_the_registrations_list_comes_in_pages(staff_client, make_event, current_member, monkeypatch):
+    from membership.staff import views_events
+
+    monkeypatch.setattr(views_events, "REGISTRATIONS_PER_PAGE", 3)
+    event = make_event(title="Big meeting")
+    people = [current_member(first_name=f"P{i}", last_name="Person") for i in range(7)]
+    for i, person in enumerate(people):
+        events.register_member(db.session, event, person, now=utcnow() + timedelta(seconds=i), actor=None)
+    db.session.commit()
+    first = text_of(staff_client.get(f"/staff/events/{event.id}"))
+    assert "Registrations (7)" in first and "1–3 of 7" in first
+    assert "P0 Person" in first and "P3 Person" not in first
+    last = text_of(staff_client.get(f"/staff/events/{event.id}?page=3"))
+    assert "P6 Person" in last and "P0 Person" not in last and "7–7 of 7" in last
+    # a page past the end shows the last one; nonsense is the first
+    assert "P6 Person" in text_of(staff_client.get(f"/staff/events/{event.id}?page=99"))
+    assert "P0 Person" in text_of(staff_client.get(f"/staff/events/{event.id}?page=x"))
