@@ -12,10 +12,11 @@ over the last three years with a per-member rate (some members busy, many quiet)
 spread over every band. Then, each in a fresh Python process (so its peak resident memory is its
 own), times:
 
-  1. score   the daily job's work: `score_all(refit=False)` - every member in batches of 1,000,
+  1. score   the daily "engagement-scoring" job's work: `score_all()` - every member in batches of 1,000,
              one MemberScore row each, CurrentScore upserted, alerts opened; commits per batch;
   2. re-run  the same day again (rows replaced, not doubled; no alert opened twice);
-  3. fit     `choose_model`: the monthly fit on the history (features of up to 20,000 past
+  3. fit     `choose_model`: the "churn-model-fit" job's work once a month, a job of its own so that
+             the scoring stays under a minute on that day too (features of up to 20,000 past
              terms as of 60 days before their end, logistic regression, hold-out back-test).
 
 Prints seconds, processor seconds and peak resident memory (MB) per step. Target: score under

