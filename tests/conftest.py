@@ -59,10 +59,12 @@ def _compile_once():
     from jinja2 import BytecodeCache
     from werkzeug.routing.rules import Rule
 
-    original = Rule._compile_builder
+    original = getattr(Rule, "_compile_builder", None)
     builders: dict = {}
 
     def compile_builder(self, append_unknown=True):
+        if not (hasattr(self, "_trace") and hasattr(self, "_converters")):
+            return original(self, append_unknown)
         key = (self.rule, tuple(self._trace), repr(sorted((self.defaults or {}).items())),
                tuple(sorted((name, type(c).__name__) for name, c in self._converters.items())), append_unknown)
         if key not in builders:
@@ -80,10 +82,14 @@ def _compile_once():
         def dump_bytecode(self, bucket):
             self.store[bucket.key] = bucket.bytecode_to_string()
 
-    Rule._compile_builder = compile_builder
+    # a private Werkzeug method: should a later Werkzeug drop it, the suite just runs slower
+    patched = callable(original)
+    if patched:
+        Rule._compile_builder = compile_builder
     TEMPLATE_CACHE.append(MemoryBytecodeCache())
     yield
-    Rule._compile_builder = original
+    if patched:
+        Rule._compile_builder = original
     TEMPLATE_CACHE.clear()
 
 
