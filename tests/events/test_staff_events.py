@@ -453,6 +453,7 @@ def test_moving_an_event_emails_everyone_registered_once_with_the_new_calendar_f
     assert "Start: was Wednesday 10 March 2027, 18:00; now Friday 12 March 2027, 18:00" in body
     assert "Place: was Hotel Sonargaon; now Lake View Hotel" in body
     assert "Your place is kept" in body and "still on the waitlist" in told["waiting@example.org"].body_text
+    assert "now Lake View Hotel\n\nYour place is kept" in body and "in your calendar.\n\nIf you can no longer come" in body
     [ics] = told["seated@example.org"].attachments
     calendar = base64.b64decode(ics["data_b64"]).decode()
     assert "DTSTART:20270312T120000Z" in calendar and "UID:" in calendar
