@@ -699,6 +699,9 @@ class _Demo:
         from membership.core.errors import DomainError
         from membership.events import services as ev
 
+        def local(at: datetime) -> str:
+            return at.astimezone(self.zone).strftime("%Y-%m-%d %H:%M")
+
         people = [m for m in self.members if m.erased_at is None]
         for (title, offset, hour, hours, venue, capacity, members_only, member_fee, fee, share) in DEMO_EVENTS:
             day = self.today + timedelta(days=offset)
@@ -706,7 +709,6 @@ class _Demo:
                 continue
             starts = local_midnight_utc(day, self.zone) + timedelta(hours=hour)
             ends = starts + timedelta(hours=hours)
-            local = lambda at: at.astimezone(self.zone).strftime("%Y-%m-%d %H:%M")  # noqa: E731
             data = ev.validate_event({
                 "title": title, "venue": venue, "starts_at": local(starts), "ends_at": local(ends),
                 "description": ("For members only." if members_only else "Members and guests welcome.")

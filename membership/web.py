@@ -198,6 +198,17 @@ def money(minor: int | None, currency: str | None = None) -> str:
     return format_currency(minor / 100, currency, locale=current_app.config["LOCALE"])
 
 
+def page_or_last(stmt, *, per_page: int):
+    """db.paginate of `stmt` at the request's ?page= (1 for anything that is not a page number);
+    a page past the end (the list shrank, or a hand-edited URL) gives the last one."""
+    raw = (request.args.get("page") or "").strip()
+    page_no = int(raw) if raw.isascii() and raw.isdigit() and 0 < int(raw) <= MAX_PAGE else 1
+    page = db.paginate(stmt, page=page_no, per_page=per_page, error_out=False)
+    if not page.items and page.total and page_no > page.pages:
+        page = db.paginate(stmt, page=page.pages, per_page=per_page, error_out=False)
+    return page
+
+
 def format_day(value: date | None, fmt: str = "%d %b %Y") -> str:
     if value is None:
         return ""

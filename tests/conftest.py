@@ -269,13 +269,12 @@ def zone_in_working_hours() -> str:
     raise AssertionError("no zone in working hours")  # pragma: no cover - the list covers every hour
 
 
-def require_postgres(why: str):
-    """The app's engine when the suite runs on PostgreSQL (TEST_DATABASE_URL), else skip, loudly:
-    `why` says what needs it. On an unreachable server, skip, or fail under SAMITI_REQUIRE_POSTGRES=1
-    (.ci/run), so CI cannot pass without the PostgreSQL-only tests having run."""
+def postgres_or_skip(url: str, why: str) -> None:
+    """Skip (loudly) unless `url` is a PostgreSQL database: `why` says what needs it. On an
+    unreachable server, skip, or fail under SAMITI_REQUIRE_POSTGRES=1 (.ci/run), so CI cannot pass
+    without the PostgreSQL-only tests having run."""
     from sqlalchemy import create_engine
 
-    url = os.environ.get("TEST_DATABASE_URL", "")
     if not url.startswith("postgresql"):
         # the SQLite pass; .ci/run's PostgreSQL pass runs it (and fails it if the server is gone)
         pytest.skip(f"NEEDS POSTGRESQL: {why}; set TEST_DATABASE_URL=postgresql+psycopg://postgres@127.0.0.1/<db> "
@@ -289,4 +288,10 @@ def require_postgres(why: str):
         if os.environ.get("SAMITI_REQUIRE_POSTGRES") == "1":
             pytest.fail(f"PostgreSQL at {url} is unreachable and SAMITI_REQUIRE_POSTGRES=1: {exc}")
         pytest.skip(f"NEEDS POSTGRESQL: {url} is unreachable: {exc}")
+
+
+def require_postgres(why: str):
+    """The app's engine when the suite runs on PostgreSQL (TEST_DATABASE_URL), else skip (see
+    postgres_or_skip)."""
+    postgres_or_skip(os.environ.get("TEST_DATABASE_URL", ""), why)
     return db.engine

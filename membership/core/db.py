@@ -9,6 +9,18 @@ from sqlalchemy.engine import Engine
 _installed = False
 
 
+def conflict_insert(dialect: str):
+    """The `insert` of the database named `dialect` that has ON CONFLICT (PostgreSQL, SQLite),
+    or None for another database (not supported; callers that can, fall back)."""
+    if dialect == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+        return insert
+    if dialect == "sqlite":
+        from sqlalchemy.dialects.sqlite import insert
+        return insert
+    return None  # pragma: no cover - other databases are not supported
+
+
 def install_sqlite_pragmas() -> None:
     """SQLite: foreign keys on, WAL, a busy timeout, and BEGIN IMMEDIATE.
 

@@ -8,6 +8,7 @@ from typing import Any
 from sqlalchemy import insert, update
 from sqlalchemy.orm import Session
 
+from membership.core.db import conflict_insert
 from membership.core.models import Activity, AuditLog, Counter
 
 ACTIVITY_KINDS = {
@@ -79,11 +80,7 @@ def record_activity_once(session: Session, *, dedupe_key: str, member_id: int, k
     once (not at the next flush); the caller commits."""
     if kind not in ACTIVITY_KINDS:
         raise ValueError(f"unknown activity kind {kind!r}")
-    dialect = session.get_bind().dialect.name
-    if dialect == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert as dialect_insert
-    else:
-        from sqlalchemy.dialects.sqlite import insert as dialect_insert
+    dialect_insert = conflict_insert(session.get_bind().dialect.name)
     values = {"member_id": member_id, "kind": kind, "occurred_at": occurred_at, "dedupe_key": dedupe_key[:120],
               "source_type": type(source).__name__.lower() if source is not None else None,
               "source_id": getattr(source, "id", None), "detail": _jsonable(detail) if detail else None}
@@ -98,13 +95,7 @@ def next_number(session: Session, name: str) -> int:
     The UPDATE locks the counter row until commit (PostgreSQL) or holds the write lock
     (SQLite), and a rollback returns the number: the sequence has no gaps.
     """
-    dialect = session.get_bind().dialect.name
-    if dialect == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert as dialect_insert
-    elif dialect == "sqlite":
-        from sqlalchemy.dialects.sqlite import insert as dialect_insert
-    else:  # pragma: no cover - other backends are not supported
-        dialect_insert = None
+    dialect_insert = conflict_insert(session.get_bind().dialect.name)
     if dialect_insert is not None:
         session.execute(dialect_insert(Counter).values(name=name, value=0).on_conflict_do_nothing())
     elif session.get(Counter, name) is None:

@@ -8,6 +8,7 @@ from typing import Any, Callable
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
+from membership.core.db import conflict_insert
 from membership.engagement import scoring
 from membership.engagement.alerts import update_alerts
 from membership.engagement.features import compute_features
@@ -25,12 +26,7 @@ LAST_FIT_KEY = "engagement.last_fit_attempt"
 def _upsert(session: Session, table, rows: list[dict[str, Any]], keys: list[str]) -> None:
     if not rows:
         return
-    dialect = session.get_bind().dialect.name
-    if dialect == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert
-    else:
-        from sqlalchemy.dialects.sqlite import insert
-    stmt = insert(table)
+    stmt = conflict_insert(session.get_bind().dialect.name)(table)
     stmt = stmt.on_conflict_do_update(index_elements=keys,
                                       set_={c: stmt.excluded[c] for c in rows[0] if c not in keys})
     session.execute(stmt, rows)

@@ -358,11 +358,28 @@ def _change_lines(changes: dict[str, list]) -> list[str]:
     return lines
 
 
-def update_event(session: Session, event: Event, data: EventData, *, now: datetime, actor) -> Event:
+def _tell_of_change(session: Session, event: Event, changes: dict[str, list], *, now: datetime) -> int:
+    """Email everyone registered or waiting when a published event moved or changed its place,
+    once per change (keyed by the new times and place). Returns how many were emailed."""
+    from membership.events import emails
+
+    lines = _change_lines(changes)
+    if not lines:
+        return 0
+    key = hashlib.sha256(repr([as_utc(event.starts_at), as_utc(event.ends_at), event.venue,
+                               event.online_url]).encode()).hexdigest()[:16]
+    live = session.scalars(select(EventRegistration).where(
+        EventRegistration.event_id == event.id,
+        EventRegistration.status.in_(("confirmed", "waitlisted"))).order_by(EventRegistration.id))
+    return sum(emails.queue_event_changed(session, registration, now=now, changes=lines, change_key=key) is not None
+               for registration in live)
+
+
+def update_event(session: Session, event: Event, data: EventData, *, now: datetime, actor) -> int:
     """Edit an event (not a cancelled or finished one). A capacity below the seats already taken
     is refused (ValidationError on "capacity"); a larger capacity promotes waitlisted people. When
-    a published event moves or changes its place, everyone registered or waiting is emailed
-    (event.people_told says how many)."""
+    a published event moves or changes its place, everyone registered or waiting is emailed.
+    Returns how many people were emailed."""
     _check_editable(event)
     session.refresh(event, ["seats_taken"])
     capacity = data.values.get("capacity", event.capacity)
@@ -378,27 +395,15 @@ def update_event(session: Session, event: Event, data: EventData, *, now: dateti
             changes[name] = [old, value]
             setattr(event, name, value)
     if not changes:
-        return event
+        return 0
     event.updated_at = now
     session.flush()
     record_audit(session, actor=actor, action="event.update", entity=event, now=now,
                  summary=f"Event '{event.title}' edited ({', '.join(changes)})", changes=changes)
-    event.people_told = 0
-    if event.status == "published":
-        fill_from_waitlist(session, event, now=now, actor=actor)
-        lines = _change_lines(changes)
-        if lines:
-            from membership.events import emails
-            key = hashlib.sha256(repr([as_utc(event.starts_at), as_utc(event.ends_at), event.venue,
-                                       event.online_url]).encode()).hexdigest()[:16]
-            live = session.scalars(select(EventRegistration).where(
-                EventRegistration.event_id == event.id,
-                EventRegistration.status.in_(("confirmed", "waitlisted"))).order_by(EventRegistration.id))
-            for registration in live:
-                if emails.queue_event_changed(session, registration, now=now, changes=lines,
-                                              change_key=key) is not None:
-                    event.people_told += 1
-    return event
+    if event.status != "published":
+        return 0
+    fill_from_waitlist(session, event, now=now, actor=actor)
+    return _tell_of_change(session, event, changes, now=now)
 
 
 def publish_event(session: Session, event: Event, *, now: datetime, actor) -> None:

@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field, fields
-from datetime import date
+from datetime import date, timedelta
 
 from sqlalchemy import Select, and_, func, literal_column, or_, select, table
 from sqlalchemy.orm import Session
 
+from membership.core.time import local_midnight_utc, local_today, tz
 from membership.engagement.models import ENGAGEMENT_BANDS, RISK_BANDS, CurrentScore
 from membership.members.models import MEMBER_STATUSES, Member, MemberTag
 from membership.members.services import search_key
+from membership.members import term_history
 from membership.members.term_history import HISTORY_STATUSES, OUTCOMES
 from membership.plans.models import Plan
 
@@ -90,13 +92,8 @@ class MemberFilter:
                     f.errors[name] = "Not a valid choice."
         for raw in dict.fromkeys(args.getlist("was")):
             status, _, day = (raw or "").partition(":")
-            try:
-                parsed = date.fromisoformat(day.strip())
-            except ValueError:
-                parsed = None
-            if parsed is not None and not _sane(parsed):
-                parsed = None
-            if status.strip() not in HISTORY_STATUSES or parsed is None:
+            parsed, problem = _parse_day(day)
+            if status.strip() not in HISTORY_STATUSES or parsed is None or problem:
                 f.errors["was"] = "Use a status and a date like current:2026-01-31."
                 continue
             if len(f.was) < 4:
@@ -113,17 +110,11 @@ class MemberFilter:
             f.errors["current_years"] = "Use a number of years from 1 to 10."
         for name in ("joined_from", "joined_to", "expires_from", "expires_to", "active_before", "active_after",
                      "ended_from", "ended_to", "as_of", "attended_from", "attended_to"):
-            raw = (args.get(name) or "").strip()
-            if raw:
-                try:
-                    day = date.fromisoformat(raw)
-                except ValueError:
-                    f.errors[name] = "Use a date like 2026-01-31."
-                    continue
-                if _sane(day):
-                    setattr(f, name, day)
-                else:
-                    f.errors[name] = "Use a date between the years 1000 and 2999."
+            day, problem = _parse_day(args.get(name))
+            if problem:
+                f.errors[name] = problem
+            elif day is not None:
+                setattr(f, name, day)
         sort = args.get("sort") or "name"
         f.sort = sort if sort.lstrip("-") in SORTS else "name"
         return f
@@ -145,9 +136,19 @@ class MemberFilter:
         return not any(k for k in self.as_args() if k != "sort")
 
 
-def _sane(day: date) -> bool:
-    """A date a filter can take (years 1 and 9999 overflow when moved to UTC or by a day)."""
-    return date(1000, 1, 1) <= day <= date(2999, 12, 31)
+def _parse_day(raw: str | None) -> tuple[date | None, str | None]:
+    """(the day, None), (None, None) for nothing given, or (None, what is wrong). Years 1 and 9999
+    would overflow when moved to UTC or by a day, so a filter takes years 1000 to 2999."""
+    text = (raw or "").strip()
+    if not text:
+        return None, None
+    try:
+        day = date.fromisoformat(text)
+    except ValueError:
+        return None, "Use a date like 2026-01-31."
+    if not date(1000, 1, 1) <= day <= date(2999, 12, 31):
+        return None, "Use a date between the years 1000 and 2999."
+    return day, None
 
 
 def _like_escape(text: str) -> str:
@@ -232,19 +233,14 @@ def member_query(f: MemberFilter) -> Select:
 def _history_conditions(stmt: Select, f: MemberFilter) -> Select:
     """The dashboard's figures: statuses on past days, term outcomes, cohorts and event attendance
     (see members.term_history; events by their local start day)."""
-    from membership.members import term_history
     for entry in f.was:
         status, _, day = entry.partition(":")
         stmt = stmt.where(term_history.status_on(status, date.fromisoformat(day)))
     if f.outcome:
-        from membership.core.time import local_today
         stmt = stmt.where(term_history.term_outcome(f.outcome, f.ended_from, f.ended_to, f.as_of or local_today()))
     if f.current_years:
         stmt = stmt.where(term_history.current_years_after_joining(f.current_years))
     if f.attended_from or f.attended_to:
-        from datetime import timedelta
-
-        from membership.core.time import local_midnight_utc, tz
         from membership.events.models import Event, EventRegistration
         zone = tz()
         attended = (select(EventRegistration.member_id).join(Event, Event.id == EventRegistration.event_id)
@@ -268,7 +264,6 @@ def _engagement_conditions(stmt: Select, f: MemberFilter) -> Select:
     if f.risk:
         stmt = stmt.where(CurrentScore.risk_band.in_(f.risk))
     if f.active_before or f.active_after:
-        from membership.core.time import local_midnight_utc, tz
         zone = tz()
         if f.active_before:
             stmt = stmt.where(or_(CurrentScore.last_activity_at.is_(None),

@@ -138,10 +138,10 @@ def unsubscribe(session: Session, member, *, now: datetime, via: str) -> bool:
 def queue_we_miss_you(session: Session, member, alert, *, now: datetime) -> OutboxMessage | None:
     """The optional "we miss you" email to a member who crossed into high churn risk: once per risk
     episode (keyed by the alert). A marketing email: None for a member who does not accept them,
-    has no address, bounces or was erased."""
+    has no address or bounces (enqueue's rules), or was erased."""
     from membership.notifications.templating import link
 
-    if member is None or not member.email or member.email_bouncing or member.erased_at is not None:
+    if member is None or member.erased_at is not None:
         return None
     return enqueue(session, template_key="we_miss_you", dedupe_key=f"we_miss_you:alert:{alert.id}", now=now,
                    member=member, context={"events_link": link("/events/")}, source=alert)

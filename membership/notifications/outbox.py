@@ -38,6 +38,7 @@ from flask import current_app
 from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.orm import Session, make_transient_to_detached
 
+from membership.core.db import conflict_insert
 from membership.core.errors import Conflict, ValidationError
 from membership.core.services import record_audit
 from membership.notifications import templating
@@ -71,11 +72,7 @@ def _insert_statement(dialect: str, returning: str = "id"):
     (the values go as parameters, so SQLAlchemy compiles it once, not per email)."""
     stmt = _INSERTS.get((dialect, returning))
     if stmt is None:
-        if dialect == "postgresql":
-            from sqlalchemy.dialects.postgresql import insert
-        else:
-            from sqlalchemy.dialects.sqlite import insert
-        stmt = _INSERTS[dialect, returning] = insert(T).on_conflict_do_nothing(
+        stmt = _INSERTS[dialect, returning] = conflict_insert(dialect)(T).on_conflict_do_nothing(
             index_elements=["dedupe_key"]).returning(T.c[returning])
     return stmt
 

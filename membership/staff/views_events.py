@@ -29,7 +29,7 @@ from membership.staff import bp
 from membership.staff.forms_events import (
     CancelEventForm, EventForm, RegisterGuestForm, RegisterMemberForm, WalkInForm)
 from membership.staff.forms_member_page import PaymentForm, put_error, to_id
-from membership.web import format_when, get_or_404
+from membership.web import format_when, get_or_404, page_or_last
 
 EVENTS_PER_PAGE = 30
 REGISTRATION_LABELS = {"pending": "Awaiting email confirmation", "confirmed": "Confirmed", "waitlisted": "Waitlisted",
@@ -127,8 +127,7 @@ def edit_event(event_id: int):
     if data is None:
         return render_template("staff/events/form.html", form=form, event=event), 422
     try:
-        events.update_event(db.session, event, data, now=clock.utcnow(), actor=_actor())
-        told = getattr(event, "people_told", 0)
+        told = events.update_event(db.session, event, data, now=clock.utcnow(), actor=_actor())
         db.session.commit()
     except DomainError as e:
         db.session.rollback()
@@ -208,20 +207,15 @@ REGISTRATIONS_PER_PAGE = 50
 def render_event_page(event: Event, *, member_form: RegisterMemberForm | None = None,
                       guest_form: RegisterGuestForm | None = None, status: int = 200):
     now = clock.utcnow()
-    page_arg = request.args.get("page", "1")
-    page_no = int(page_arg) if page_arg.isascii() and page_arg.isdigit() and 0 < int(page_arg) < 100_000 else 1
-    page = db.paginate(queries.registrations_query(event), page=page_no, per_page=REGISTRATIONS_PER_PAGE,
-                       error_out=False)
-    if not page.items and page.total and page_no > page.pages:
-        page = db.paginate(queries.registrations_query(event), page=page.pages, per_page=REGISTRATIONS_PER_PAGE,
-                           error_out=False)
+    page = page_or_last(queries.registrations_query(event), per_page=REGISTRATIONS_PER_PAGE)
     regs = page.items
     due = {r.id: events.amount_due(db.session, r) for r in regs
            if r.price_minor and r.status in ("confirmed", "attended", "no_show")}
     finished = event.status == "finished" or (event.status == "published" and clock.as_utc(event.ends_at) <= now)
     return render_template(
         "staff/events/page.html", event=event, report=events.event_report(db.session, event),
-        registrations=regs, registrations_page=page, waitlist=queries.waitlist(db.session, event), due=due, finished=finished,
+        registrations=regs, registrations_page=page, waitlist=queries.waitlist(db.session, event), due=due,
+        finished=finished,
         comments=queries.feedback_comments(db.session, event) if finished else [],
         member_form=member_form or RegisterMemberForm(formdata=None),
         guest_form=guest_form or RegisterGuestForm(formdata=None),

@@ -22,7 +22,7 @@ from membership.plans import services as plans
 from membership.plans.models import Payment, Plan
 from membership.staff import bp
 from membership.staff.forms_members import MemberForm, NewMemberForm, parse_amount
-from membership.web import format_day as day, money
+from membership.web import format_day as day, money, page_or_last
 
 # Filter ids must fit a database integer; "²".isdigit() is True but int("²") fails, so a strict pattern.
 _ID = re.compile(r"[0-9]{1,9}")
@@ -74,13 +74,7 @@ def members():
     f = parse_member_filter(request.args)
     args = f.as_args()
     per_page = current_app.config["MEMBERS_PER_PAGE"]
-    page_arg = request.args.get("page", "1")
-    page_no = int(page_arg) if _ID.fullmatch(page_arg or "") and int(page_arg) > 0 else 1
-    stmt = member_query(f)
-    page = db.paginate(stmt, page=page_no, per_page=per_page, error_out=False)
-    if not page.items and page.total and page_no > page.pages:
-        # A page past the end (the list shrank, or a hand-edited URL): show the last one.
-        page = db.paginate(stmt, page=page.pages, per_page=per_page, error_out=False)
+    page = page_or_last(member_query(f), per_page=per_page)
     plan_list = db.session.scalars(select(Plan).order_by(Plan.is_active.desc(), Plan.sort_order, Plan.name)).all()
     org_list = db.session.execute(select(Organization.id, Organization.name).order_by(Organization.name)).all()
     segments = db.session.execute(select(Segment.id, Segment.name).order_by(Segment.name)).all()

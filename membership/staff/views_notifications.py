@@ -17,7 +17,7 @@ from membership.notifications import outbox, templating
 from membership.notifications.models import OUTBOX_STATUSES, OutboxMessage
 from membership.staff import bp
 from membership.staff.forms_notifications import EmailTemplateForm
-from membership.web import get_or_404
+from membership.web import get_or_404, page_or_last
 
 OUTBOX_PER_PAGE = 50
 _ID = re.compile(r"[0-9]{1,9}")
@@ -64,10 +64,7 @@ def outbox_list():
         stmt = stmt.where(or_(OutboxMessage.to_address.ilike(pattern, escape="\\"),
                               OutboxMessage.subject.ilike(pattern, escape="\\")))
     stmt = stmt.order_by(OutboxMessage.created_at.desc(), OutboxMessage.id.desc())
-    page_no = _int_arg("page") or 1
-    page = db.paginate(stmt, page=page_no, per_page=OUTBOX_PER_PAGE, error_out=False)
-    if not page.items and page.total and page_no > page.pages:
-        page = db.paginate(stmt, page=page.pages, per_page=OUTBOX_PER_PAGE, error_out=False)
+    page = page_or_last(stmt, per_page=OUTBOX_PER_PAGE)
     member = db.session.get(Member, f["member"]) if f["member"] else None
     return render_template("staff/notifications/outbox.html", page=page, filter=f, args=_outbox_args(f),
                            counts=outbox.status_counts(db.session), statuses=OUTBOX_STATUSES,

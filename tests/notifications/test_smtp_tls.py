@@ -7,6 +7,7 @@ from __future__ import annotations
 import shutil
 import ssl
 import subprocess
+from contextlib import contextmanager
 from email import message_from_bytes
 
 import pytest
@@ -70,61 +71,51 @@ def status_of(message_id: int) -> OutboxMessage:
     return db.session.scalar(select(OutboxMessage).where(OutboxMessage.id == message_id))
 
 
-def test_starttls_delivers_over_tls(app, make_member, certificate, trust):
+@contextmanager
+def tls_server(certificate, *, implicit: bool = False):
+    """A running aiosmtpd on 127.0.0.1 with the test certificate: STARTTLS required, or TLS from the
+    first byte (smtps) with `implicit`. Yields (handler, port)."""
     handler, port = Handler(), free_port()
-    controller = Controller(handler, hostname="127.0.0.1", port=port, tls_context=server_context(certificate),
-                            require_starttls=True)
+    tls = {"ssl_context": server_context(certificate)} if implicit else {
+        "tls_context": server_context(certificate), "require_starttls": True}
+    controller = Controller(handler, hostname="127.0.0.1", port=port, **tls)
     controller.start()
     try:
-        app.config["MAIL_URL"] = f"smtp://localhost:{port}?starttls=1&timeout=5"
-        message = queue_one(make_member)
-        assert outbox.deliver_pending(db.session, now=NOW)["sent"] == 1
+        yield handler, port
     finally:
         controller.stop()
-    assert handler.received == [(status_of(message.id).message_id, True)]
-    assert status_of(message.id).status == "sent"
+
+
+def deliver(app, make_member, mail_url: str) -> tuple[OutboxMessage, dict]:
+    app.config["MAIL_URL"] = mail_url
+    message = queue_one(make_member)
+    counts = outbox.deliver_pending(db.session, now=NOW)
+    return status_of(message.id), counts
+
+
+def test_starttls_delivers_over_tls(app, make_member, certificate, trust):
+    with tls_server(certificate) as (handler, port):
+        row, counts = deliver(app, make_member, f"smtp://localhost:{port}?starttls=1&timeout=5")
+    assert counts["sent"] == 1 and row.status == "sent"
+    assert handler.received == [(row.message_id, True)]
 
 
 def test_without_starttls_a_server_that_requires_it_gets_nothing(app, make_member, certificate):
-    handler, port = Handler(), free_port()
-    controller = Controller(handler, hostname="127.0.0.1", port=port, tls_context=server_context(certificate),
-                            require_starttls=True)
-    controller.start()
-    try:
-        app.config["MAIL_URL"] = f"smtp://localhost:{port}?timeout=5"
-        message = queue_one(make_member)
-        outbox.deliver_pending(db.session, now=NOW)
-    finally:
-        controller.stop()
-    row = status_of(message.id)
+    with tls_server(certificate) as (handler, port):
+        row, _ = deliver(app, make_member, f"smtp://localhost:{port}?timeout=5")
     assert handler.received == [] and row.status != "sent" and row.last_error
 
 
 def test_smtps_delivers_over_implicit_tls(app, make_member, certificate, trust):
-    handler, port = Handler(), free_port()
-    controller = Controller(handler, hostname="127.0.0.1", port=port, ssl_context=server_context(certificate))
-    controller.start()
-    try:
-        app.config["MAIL_URL"] = f"smtps://localhost:{port}?timeout=5"
-        message = queue_one(make_member)
-        assert outbox.deliver_pending(db.session, now=NOW)["sent"] == 1
-    finally:
-        controller.stop()
-    assert handler.received == [(status_of(message.id).message_id, True)]
+    with tls_server(certificate, implicit=True) as (handler, port):
+        row, counts = deliver(app, make_member, f"smtps://localhost:{port}?timeout=5")
+    assert counts["sent"] == 1
+    assert handler.received == [(row.message_id, True)]
 
 
 def test_a_certificate_the_client_does_not_trust_sends_nothing_and_keeps_the_message(app, make_member,
                                                                                      certificate):
-    handler, port = Handler(), free_port()
-    controller = Controller(handler, hostname="127.0.0.1", port=port, tls_context=server_context(certificate),
-                            require_starttls=True)
-    controller.start()
-    try:
-        app.config["MAIL_URL"] = f"smtp://localhost:{port}?starttls=1&timeout=5"
-        message = queue_one(make_member)
-        counts = outbox.deliver_pending(db.session, now=NOW)
-    finally:
-        controller.stop()
-    row = status_of(message.id)
+    with tls_server(certificate) as (handler, port):
+        row, counts = deliver(app, make_member, f"smtp://localhost:{port}?starttls=1&timeout=5")
     assert handler.received == [] and counts["sent"] == 0
     assert row.status == "queued" and "certificate" in row.last_error.lower()

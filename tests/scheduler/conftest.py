@@ -11,12 +11,13 @@ from types import SimpleNamespace
 from zoneinfo import ZoneInfo
 
 import pytest
-from sqlalchemy import create_engine, select, text
+from sqlalchemy import select
 
 from membership.core.time import add_months
 from membership.extensions import db
 from membership.notifications.models import OutboxMessage, ReminderRule
 from tests.conftest import NOW
+from tests.conftest import postgres_or_skip as check_postgres
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -83,20 +84,7 @@ def keys_for(term) -> list[str]:
 
 
 def postgres_or_skip(url: str) -> None:
-    """Skip (loudly) unless the suite runs on PostgreSQL; with SAMITI_REQUIRE_POSTGRES=1 an
-    unreachable PostgreSQL fails the test instead."""
-    if not url.startswith("postgresql"):
-        pytest.skip("NEEDS POSTGRESQL: this exactly-once test runs real scheduler processes against "
-                    "PostgreSQL; set TEST_DATABASE_URL=postgresql+psycopg://postgres@127.0.0.1/<db> to run it")
-    try:
-        engine = create_engine(url)
-        with engine.connect() as conn:
-            conn.execute(text("SELECT 1"))
-        engine.dispose()
-    except Exception as exc:  # pragma: no cover - depends on the machine
-        if os.environ.get("SAMITI_REQUIRE_POSTGRES") == "1":
-            pytest.fail(f"PostgreSQL at {url} is unreachable and SAMITI_REQUIRE_POSTGRES=1: {exc}")
-        pytest.skip(f"NEEDS POSTGRESQL: {url} is unreachable: {exc}")
+    check_postgres(url, "this exactly-once test runs real scheduler processes against PostgreSQL")
 
 
 def flask_env(app, **extra) -> dict[str, str]:
