@@ -32,6 +32,8 @@ def create_app(test_config: dict | None = None) -> Flask:
     app.config.setdefault("RATELIMIT_STORAGE_URI", "memory://")
     limiter.init_app(app)
     login_manager.init_app(app)
+    from membership.core import i18n
+    i18n.init_app(app)
 
     import membership.models  # noqa: F401  (every model registered with the metadata)
 

@@ -16,6 +16,9 @@ _ENV = {
     "ASSOCIATION_ADDRESS": ("ASSOCIATION_ADDRESS", "", str),
     "CURRENCY": ("CURRENCY", "BDT", str),
     "LOCALE": ("LOCALE", "en_GB", str),
+    # The language of pages for visitors whose browser asks for none we have, and of emails to
+    # people with no language of their own: "en" or "bn".
+    "DEFAULT_LANGUAGE": ("DEFAULT_LANGUAGE", "en", str),
     "PHONE_REGION": ("PHONE_REGION", "BD", str),
     "MAIL_URL": ("MAIL_URL", "file://", str),
     "MAIL_FROM": ("MAIL_FROM", "Samiti <no-reply@samiti.localhost>", str),
