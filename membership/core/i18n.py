@@ -2,7 +2,8 @@
 
 Templates use `_()`/`ngettext()` (installed in Jinja by Flask-Babel); Python code uses `gettext as _`
 for strings made during a request and `lazy_gettext as _l` for strings defined at import (form labels).
-Catalogues live in `membership/translations/<lang>/LC_MESSAGES/messages.po` (see babel.cfg).
+Catalogues will live in `membership/translations/<lang>/LC_MESSAGES/messages.po`; none is shipped yet,
+so every page is English until the Bengali catalogue lands (issue 9).
 """
 from __future__ import annotations
 
@@ -18,8 +19,9 @@ babel = Babel()
 
 
 def select_locale() -> str:
-    """The language of this request: the signed-in user's choice, then Accept-Language, then the
-    association's default (DEFAULT_LANGUAGE)."""
+    """The language of this request: Accept-Language, then the association's default
+    (DEFAULT_LANGUAGE); outside a request (scheduler, CLI), the default. A signed-in user's stored
+    choice is not consulted yet (issue 9)."""
     default = current_app.config.get("DEFAULT_LANGUAGE", "en")
     if not has_request_context():
         return default
