@@ -1,20 +1,17 @@
 """Samiti: membership management for associations. `create_app` is the only thing here."""
 from __future__ import annotations
 
-from pathlib import Path
-
 from flask import Flask
 
-ROOT = Path(__file__).resolve().parent.parent
+from membership.core.paths import CHECKOUT as ROOT  # noqa: F401  (the repository, for tests and tools)
 
 
 def create_app(test_config: dict | None = None) -> Flask:
     """Build the application: configuration, extensions, blueprints, commands. No work at import."""
-    import os
+    from membership.core.paths import default_instance_path, migrations_dir, templates_dir
 
-    instance = (test_config or {}).get("INSTANCE_PATH") or os.environ.get("SAMITI_INSTANCE_PATH") \
-        or str(ROOT / "instance")
-    app = Flask(__name__, template_folder=str(ROOT / "templates"), instance_path=str(instance),
+    instance = (test_config or {}).get("INSTANCE_PATH") or str(default_instance_path())
+    app = Flask(__name__, template_folder=str(templates_dir()), instance_path=str(instance),
                 instance_relative_config=True)
     from membership.config import load_config
 
@@ -26,7 +23,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     db.init_app(app)
     from membership.members.search_index import include_name
 
-    migrate.init_app(app, db, directory=str(ROOT / "migrations"), render_as_batch=True, compare_type=True,
+    migrate.init_app(app, db, directory=str(migrations_dir()), render_as_batch=True, compare_type=True,
                      include_name=include_name)
     csrf.init_app(app)
     app.config.setdefault("RATELIMIT_STORAGE_URI", "memory://")
