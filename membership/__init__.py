@@ -51,6 +51,8 @@ def create_app(test_config: dict | None = None) -> Flask:
     app.register_blueprint(signup_bp)
     from membership.events.views import bp as events_bp
     app.register_blueprint(events_bp)
+    from membership import ops
+    ops.init_app(app)
 
     from membership import cli
 

@@ -22,7 +22,9 @@ _ENV = {
     "PHONE_REGION": ("PHONE_REGION", "BD", str),
     "MAIL_URL": ("MAIL_URL", "file://", str),
     "MAIL_FROM": ("MAIL_FROM", "Samiti <no-reply@samiti.localhost>", str),
-    "BASE_URL": ("BASE_URL", "http://127.0.0.1:5000", str),
+    # The site's public address, for links in emails. Unset: the address this process serves on
+    # (`serve --port`, gunicorn's bind; see membership.ops.urls), else http://127.0.0.1:5000.
+    "BASE_URL": ("BASE_URL", None, str),
     "RATELIMIT_STORAGE_URI": ("RATELIMIT_STORAGE_URI", "memory://", str),
     "SESSION_COOKIE_SECURE": ("SESSION_COOKIE_SECURE", False, lambda v: v.lower() in {"1", "true", "yes"}),
     # Shown in the member portal (and in emails) to members whose membership waits for payment.
@@ -44,6 +46,14 @@ _ENV = {
     "IMPORT_MAX_BYTES": ("IMPORT_MAX_BYTES", 20 * 1024 * 1024, int),
     # Behind a reverse proxy that sets X-Forwarded-For/-Proto (one hop).
     "PROXY_FIX": ("PROXY_FIX", False, lambda v: v.lower() in {"1", "true", "yes"}),
+    # Operations (membership.ops): "text" or "json" log lines (with the request id either way).
+    "LOG_FORMAT": ("LOG_FORMAT", "text", lambda v: v.strip().lower()),
+    "LOG_LEVEL": ("LOG_LEVEL", "INFO", lambda v: v.strip().upper()),
+    # /healthz answers 503 when no scheduler process has recorded a heartbeat for this long
+    # (seconds); 0 leaves the scheduler out of the health check.
+    "HEALTH_SCHEDULER_MAX_AGE": ("HEALTH_SCHEDULER_MAX_AGE", 300, int),
+    # Where `flask backup` writes when given no file (default: <instance>/backups).
+    "BACKUP_DIR": ("BACKUP_DIR", None, str),
 }
 
 
@@ -80,7 +90,11 @@ def load_config(app, overrides: dict | None = None) -> None:
     for key, (env, default, conv) in _ENV.items():
         value = os.environ.get(env)
         cfg[key] = conv(value) if value not in (None, "") else default
+    explicit_base = bool(os.environ.get("BASE_URL")) or bool((overrides or {}).get("BASE_URL"))
     cfg.update(overrides or {})
+    _settle_base_url(cfg, explicit_base)
+    if cfg["LOG_FORMAT"] not in ("text", "json"):
+        raise ConfigError(f"LOG_FORMAT={cfg['LOG_FORMAT']!r} is not a log format; use text or json.")
 
     if not cfg.get("SQLALCHEMY_DATABASE_URI"):
         cfg["SQLALCHEMY_DATABASE_URI"] = f"sqlite:///{instance / 'samiti.db'}"
@@ -92,6 +106,21 @@ def load_config(app, overrides: dict | None = None) -> None:
     # The remember-me cookie gets the same protection as the session cookie.
     cfg.setdefault("REMEMBER_COOKIE_SECURE", cfg["SESSION_COOKIE_SECURE"])
     cfg.setdefault("REMEMBER_COOKIE_SAMESITE", cfg["SESSION_COOKIE_SAMESITE"])
+
+
+DEFAULT_BASE_URL = "http://127.0.0.1:5000"
+
+
+def _settle_base_url(cfg, explicit: bool) -> None:
+    """BASE_URL as set; else the serving address a server put in SAMITI_SERVER_URL (gunicorn.conf.py
+    does, for its workers); else the default. BASE_URL_SOURCE says which ("BASE_URL", "server",
+    "default"), so `serve` and gunicorn know whether they may replace it with their own address."""
+    if explicit:
+        cfg["BASE_URL"], cfg["BASE_URL_SOURCE"] = str(cfg["BASE_URL"]).rstrip("/"), "BASE_URL"
+    elif os.environ.get("SAMITI_SERVER_URL"):
+        cfg["BASE_URL"], cfg["BASE_URL_SOURCE"] = os.environ["SAMITI_SERVER_URL"].rstrip("/"), "server"
+    else:
+        cfg["BASE_URL"], cfg["BASE_URL_SOURCE"] = DEFAULT_BASE_URL, "default"
 
 
 def _check_timezone(name) -> None:

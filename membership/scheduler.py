@@ -544,6 +544,39 @@ def _fire(app: Flask, name: str, holder: str) -> None:
             db.session.remove()
 
 
+def _heartbeat(app: Flask, holder: str) -> None:
+    from membership.ops.heartbeat import beat
+
+    with app.app_context():
+        try:
+            beat(db.session, holder, now=wallclock())
+        except Exception:  # the database is away: /healthz will say so; the next beat retries
+            log.exception("could not record the scheduler's heartbeat")
+            db.session.rollback()
+        finally:
+            db.session.remove()
+
+
+def _stopped(app: Flask, holder: str) -> None:
+    """A clean stop: release this process's leases and take its heartbeat away."""
+    from membership.ops.heartbeat import stop
+
+    with app.app_context():
+        try:
+            release_all(db.session, holder)
+            stop(db.session, holder)
+        finally:
+            db.session.remove()
+
+
+def _refuse_in_web_worker() -> None:
+    # gunicorn.conf.py marks its processes: a scheduler never runs inside web workers (each
+    # worker would run every job; leases make that safe, not sensible).
+    if os.environ.get("SAMITI_WEB_SERVER") == "gunicorn":
+        raise RuntimeError("the scheduler does not start inside gunicorn; run `flask scheduler run` "
+                           "as its own process")
+
+
 def todays_fire_time(job: Job, zone: ZoneInfo, now: datetime) -> datetime | None:
     """The first firing of a daily job on the local day of `now`."""
     if not job.daily:
@@ -578,6 +611,12 @@ def build_scheduler(app: Flask, scheduler_cls=None, *, holder: str | None = None
         done = dict(db.session.execute(select(JobLease.job_name, JobLease.done_for)).all())
         db.session.remove()
     today = local_date(now, zone)
+    # The heartbeat /healthz reads: at start, then every HEARTBEAT_SECONDS (not a Job: no lease,
+    # no run record; every scheduler process beats for itself).
+    from membership.ops.heartbeat import HEARTBEAT_SECONDS
+    scheduler.add_job(_heartbeat, trigger="interval", seconds=HEARTBEAT_SECONDS, next_run_time=now,
+                      args=(app, holder), id="samiti:heartbeat", name="heartbeat",
+                      misfire_grace_time=HEARTBEAT_SECONDS, coalesce=True, max_instances=1)
     for job in jobs():
         scheduler.add_job(_fire, trigger=job.schedule.trigger(zone), args=(app, job.name, holder), id=job.name,
                           name=job.name, misfire_grace_time=job.grace_seconds, coalesce=True, max_instances=1,
@@ -610,6 +649,7 @@ def start_in_process(app: Flask):
     A second scheduler elsewhere is harmless (leases), just wasteful."""
     import atexit
 
+    _refuse_in_web_worker()
     _startup(app)
     scheduler = build_scheduler(app)
     scheduler.start()
@@ -617,9 +657,7 @@ def start_in_process(app: Flask):
     def stop():
         if scheduler.running:
             scheduler.shutdown(wait=True)
-        with app.app_context():
-            release_all(db.session, scheduler.samiti_holder)
-            db.session.remove()
+        _stopped(app, scheduler.samiti_holder)
 
     atexit.register(stop)
     scheduler.samiti_stop = stop
@@ -631,6 +669,7 @@ def run_forever(app: Flask, *, echo: Callable[[str], None] = print) -> int:
     the running jobs finish, then release this process's leases. Returns the exit code."""
     from apscheduler.schedulers.blocking import BlockingScheduler
 
+    _refuse_in_web_worker()
     _startup(app)
     scheduler = build_scheduler(app, BlockingScheduler)
     holder = scheduler.samiti_holder
@@ -656,9 +695,7 @@ def run_forever(app: Flask, *, echo: Callable[[str], None] = print) -> int:
             stopper[0].join()
         elif scheduler.running:
             scheduler.shutdown(wait=True)
-        with app.app_context():
-            release_all(db.session, holder)
-            db.session.remove()
+        _stopped(app, holder)
     echo("scheduler stopped; leases released")
     return 0
 

@@ -118,6 +118,15 @@ def serve(host: str, port: int, no_demo: bool, demo_members: int, reset_logins: 
     except OSError as e:
         raise click.ClickException(f"Cannot listen on {host}:{port}: {e.strerror or e}. "
                                    "Use --port to choose another port.")
+    from membership.ops.urls import serving_url, warn_text
+
+    here = serving_url(host, server.port)
+    if app.config.get("BASE_URL_SOURCE") == "BASE_URL":
+        warning = warn_text(app.config["BASE_URL"], host, server.port, proxied=bool(app.config.get("PROXY_FIX")))
+        if warning:
+            click.echo(warning, err=True)
+    else:  # links in emails (the in-process scheduler's too) lead back to this server
+        app.config["BASE_URL"], app.config["BASE_URL_SOURCE"] = here, "server"
     try:
         upgrade()
         # Alembic's logging set-up leaves the root logger at WARNING: keep the request log visible.
@@ -159,15 +168,14 @@ def serve(host: str, port: int, no_demo: bool, demo_members: int, reset_logins: 
     # on that line may stop us at once.
     previous = {sig: signal.signal(sig, _stop) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
-        shown_host = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
         click.echo("")
-        click.echo(f"Samiti is running at http://{shown_host}:{server.port}/")
+        click.echo(f"Samiti is running at {here}/")
         _print_logins(logins, path)
         if status_run.status == "ok":
             click.echo(f"Status job: {status_run.counts.get('terms_changed', 0)} term(s) changed today.")
         click.echo(f"Scheduler running in this process ({app.config['TIMEZONE']}): "
                    + ", ".join(job.name for job in jobs()) + ".")
-        click.echo(f"Emails go to {get_backend(app).describe()}.")
+        click.echo(f"Emails go to {get_backend(app).describe()}; their links lead to {app.config['BASE_URL']}/.")
         click.echo("Press Ctrl-C to stop.")
         server.serve_forever()  # returns on Ctrl-C
     except KeyboardInterrupt:
