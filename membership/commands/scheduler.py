@@ -20,6 +20,9 @@ def run():
     from membership.scheduler import run_forever
 
     require_schema("job_lease")
+    if current_app.config.get("BASE_URL_SOURCE") == "default":
+        click.echo(f"Warning: BASE_URL is not set: links in the emails this scheduler sends lead to "
+                   f"{current_app.config['BASE_URL']}; set BASE_URL to the address people reach Samiti at.", err=True)
     # The app context pushed for this command is not needed by the jobs (each run has its own).
     sys.exit(run_forever(current_app._get_current_object(), echo=click.echo))
 
