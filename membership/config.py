@@ -26,6 +26,8 @@ _ENV = {
     # (`serve --port`, gunicorn's bind; see membership.ops.urls), else http://127.0.0.1:5000.
     "BASE_URL": ("BASE_URL", None, str),
     "RATELIMIT_STORAGE_URI": ("RATELIMIT_STORAGE_URI", "memory://", str),
+    # Prefix of the limiter's keys in that store (several Samitis sharing one Redis).
+    "RATELIMIT_KEY_PREFIX": ("RATELIMIT_KEY_PREFIX", "samiti", str),
     "SESSION_COOKIE_SECURE": ("SESSION_COOKIE_SECURE", False, lambda v: v.lower() in {"1", "true", "yes"}),
     # Shown in the member portal (and in emails) to members whose membership waits for payment.
     "PAYMENT_INSTRUCTIONS": ("PAYMENT_INSTRUCTIONS",
