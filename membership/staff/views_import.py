@@ -12,6 +12,7 @@ import math
 import os
 import re
 import secrets
+import tempfile
 import time
 from pathlib import Path
 
@@ -25,7 +26,8 @@ from membership.core.errors import DomainError
 from membership.core.services import record_audit
 from membership.core.time import local_today, utcnow
 from membership.extensions import db
-from membership.members import csvio
+from membership.members import csvio, transfer
+from membership.plans import csvio as plans_csvio
 from membership.staff import bp
 from membership.staff.forms_import import ImportConfirmForm, ImportUploadForm
 
@@ -61,6 +63,23 @@ def _paths(token: str) -> tuple[Path, Path]:
         abort(404)
     folder = _upload_dir()
     return folder / f"{token}.csv", folder / f"{token}.json"
+
+
+def _plans_path(data_path: Path) -> Path:
+    """Where the plans file of a zip upload waits beside its members file."""
+    return data_path.with_suffix(".plans.csv")
+
+
+def _unpack_zip(data_path: Path, limit: int) -> bool:
+    """A zip upload (Samiti's members-and-plans export): its members.csv replaces the upload and
+    its plans.csv waits beside it. Returns whether there is a plans file. Raises ImportFileError."""
+    packed = data_path.with_suffix(".zip")
+    os.replace(data_path, packed)
+    try:
+        files = transfer.extract_zip(packed, data_path, _plans_path(data_path), max_bytes=limit)
+    finally:
+        _discard(packed)
+    return files.plans is not None
 
 
 def _load(token: str) -> tuple[Path, Path, dict]:
@@ -100,10 +119,19 @@ def _options(meta: dict, *, dry_run: bool) -> csvio.ImportOptions:
 
 
 def _run(path: Path, meta: dict, *, dry_run: bool) -> csvio.ImportReport:
+    """The plans file first (a zip upload by an admin), then the members, in one transaction."""
     cfg = current_app.config
-    return csvio.import_members(db.session, path, options=_options(meta, dry_run=dry_run), today=local_today(),
-                                now=utcnow(), actor=current_user, region=cfg["PHONE_REGION"],
-                                currency=cfg["CURRENCY"], filename=meta["filename"])
+    plans_report = None
+    if meta.get("plans"):
+        plans_report = plans_csvio.import_plans(db.session, _plans_path(path), currency=cfg["CURRENCY"],
+                                                actor=current_user, now=utcnow())
+        meta["plans_report"] = plans_report.as_dict()
+    report = csvio.import_members(db.session, path, options=_options(meta, dry_run=dry_run), today=local_today(),
+                                  now=utcnow(), actor=current_user, region=cfg["PHONE_REGION"],
+                                  currency=cfg["CURRENCY"], filename=meta["filename"])
+    if plans_report is not None and plans_report.created:
+        report.plans_created = plans_report.created + report.plans_created
+    return report
 
 
 @bp.route("/import", methods=["GET", "POST"])
@@ -136,10 +164,17 @@ def import_members():
             "create_plans": bool(current_user.is_admin and form.create_plans.data),
             "uploaded_at": utcnow().isoformat(), "size": size}
     try:
+        if transfer.is_zip(data_path):
+            has_plans = _unpack_zip(data_path, limit)
+            # Plans are an admin's business: staff import the members of a zip against the plans here.
+            meta["plans"] = has_plans and current_user.is_admin
+            meta["plans_ignored"] = has_plans and not current_user.is_admin
+            if meta["plans_ignored"]:
+                _discard(_plans_path(data_path))
         report = _run(data_path, meta, dry_run=True)
     except csvio.ImportFileError as e:
         db.session.rollback()
-        _discard(data_path)
+        _discard(data_path, _plans_path(data_path))
         form.file.errors = [e.message]
         return render_template("staff/import/upload.html", form=form, **_upload_context()), 422
     db.session.rollback()  # a dry run writes nothing; end its read transaction
@@ -213,7 +248,7 @@ def import_confirm(token):
                                                              "changed since the preview)"
         flash(f"Nothing was imported: {reason}. Check the file again and retry.", "error")
         return redirect(url_for("staff.import_preview", token=token))
-    _discard(data_path, claimed)
+    _discard(data_path, claimed, _plans_path(data_path))
     flash(f"{meta['filename']}: {report.summary()}" + (" Rows with errors were left out." if report.error_rows
                                                        else ""), "success")
     return redirect(url_for("staff.members"))
@@ -224,7 +259,7 @@ def import_discard(token):
     data_path, meta_path, meta = _load(token)
     if not ImportConfirmForm().validate_on_submit():
         abort(400)
-    _discard(data_path, meta_path)
+    _discard(data_path, meta_path, _plans_path(data_path))
     flash(f"{meta['filename']} was discarded; nothing was imported.", "info")
     return redirect(url_for("staff.import_members"))
 
@@ -259,3 +294,35 @@ def export_members():
 
     return Response(stream_with_context(generate()), mimetype="text/csv",
                     headers={"Content-Disposition": f'attachment; filename="members-{today.isoformat()}.csv"'})
+
+
+@bp.get("/members/export.zip")
+def export_move():
+    """Members (the current filter) and every plan in one zip: plans.csv and members.csv, what
+    another Samiti imports unchanged. Audited. Built in a temporary file, then streamed."""
+    from membership.staff.views_members import parse_member_filter
+
+    f = parse_member_filter(request.args)
+    today, now = local_today(), utcnow()
+    count = csvio.count_export(db.session, f)
+    record_audit(db.session, actor=current_user, action="member.export", entity=None, now=now,
+                 summary=f"Exported {count:,} member{'s' if count != 1 else ''} and the plans (zip)",
+                 changes={"filter": f.as_args(), "count": count, "plans": True})
+    db.session.commit()
+    spool = tempfile.TemporaryFile()
+    try:
+        transfer.write_zip(db.session, spool, f, today=today)
+    except BaseException:
+        spool.close()
+        raise
+    finally:
+        db.session.rollback()
+    spool.seek(0)
+
+    def generate():
+        with spool:
+            while chunk := spool.read(1 << 16):
+                yield chunk
+
+    return Response(generate(), mimetype="application/zip",
+                    headers={"Content-Disposition": f'attachment; filename="samiti-move-{today.isoformat()}.zip"'})
