@@ -14,6 +14,7 @@ import re
 import secrets
 import tempfile
 import time
+from datetime import datetime
 from pathlib import Path
 
 from flask import (Response, abort, current_app, flash, redirect, render_template, request, stream_with_context,
@@ -34,6 +35,8 @@ from membership.staff.forms_import import ImportConfirmForm, ImportUploadForm
 IMPORT_MAX_BYTES = 20 * 1024 * 1024   # about 100,000 members; the CLI takes any size
 ISSUES_PER_PAGE = 100
 KEEP_UPLOADS_SECONDS = 24 * 3600
+KEEP_REPORTS_SECONDS = 90 * 24 * 3600  # the report of a confirmed import (no file, only its problems)
+RECENT_REPORTS = 5
 _TOKEN = re.compile(r"[A-Za-z0-9_-]{32}")
 
 
@@ -43,19 +46,71 @@ def _upload_dir() -> Path:
     return path
 
 
+def _report_dir() -> Path:
+    path = Path(current_app.instance_path) / "imports" / "reports"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
 def _max_bytes() -> int:
     return int(current_app.config.get("IMPORT_MAX_BYTES", IMPORT_MAX_BYTES))
 
 
-def _sweep_old_uploads(folder: Path) -> None:
-    """Uploads nobody confirmed or discarded go after a day (they hold members' personal data)."""
-    limit = time.time() - KEEP_UPLOADS_SECONDS
+def _sweep_old_uploads(folder: Path, keep_seconds: int = KEEP_UPLOADS_SECONDS) -> None:
+    """Uploads nobody confirmed or discarded go after a day (they hold members' personal data);
+    the reports of confirmed imports after KEEP_REPORTS_SECONDS."""
+    limit = time.time() - keep_seconds
     for path in folder.iterdir():
         try:
-            if path.stat().st_mtime < limit:
+            if path.is_file() and path.stat().st_mtime < limit:
                 path.unlink()
         except OSError:
             pass
+
+
+def _store_report(token: str, meta: dict, report: csvio.ImportReport) -> None:
+    """Keep what a confirmed import did, with every problem found, for its report page."""
+    folder = _report_dir()
+    _sweep_old_uploads(folder, KEEP_REPORTS_SECONDS)
+    stored = {k: v for k, v in meta.items() if k != "report"}
+    stored.update(report=report.as_dict(), imported_at=utcnow().isoformat())
+    (folder / f"{token}.json").write_text(json.dumps(stored), "utf-8")
+
+
+def _load_report(token: str) -> dict:
+    if not _TOKEN.fullmatch(token or ""):
+        abort(404)
+    try:
+        meta = json.loads((_report_dir() / f"{token}.json").read_text("utf-8"))
+    except (OSError, ValueError):
+        abort(404)
+    if meta.get("user_id") != current_user.id and not current_user.is_admin:
+        abort(404)
+    return meta
+
+
+def _parse_when(value: str | None) -> datetime | None:
+    try:
+        return datetime.fromisoformat(value) if value else None
+    except ValueError:
+        return None
+
+
+def recent_reports(limit: int = RECENT_REPORTS) -> list[dict]:
+    """The latest confirmed imports the signed-in user may see (their own; an admin: all)."""
+    out = []
+    paths = sorted(_report_dir().glob("*.json"), key=lambda p: p.stat().st_mtime, reverse=True)
+    for path in paths:
+        try:
+            meta = json.loads(path.read_text("utf-8"))
+        except (OSError, ValueError):
+            continue
+        if meta.get("user_id") == current_user.id or current_user.is_admin:
+            out.append({"token": path.stem, "filename": meta.get("filename", ""),
+                        "imported_at": _parse_when(meta.get("imported_at")), "summary": meta["report"]})
+        if len(out) >= limit:
+            break
+    return out
 
 
 def _paths(token: str) -> tuple[Path, Path]:
@@ -185,7 +240,7 @@ def import_members():
 
 def _upload_context() -> dict:
     return {"columns": csvio.column_reference(), "required": csvio.REQUIRED_COLUMNS,
-            "max_mb": _max_bytes() // (1024 * 1024)}
+            "max_mb": _max_bytes() // (1024 * 1024), "recent_reports": recent_reports()}
 
 
 class _ListPage:
@@ -249,9 +304,36 @@ def import_confirm(token):
         flash(f"Nothing was imported: {reason}. Check the file again and retry.", "error")
         return redirect(url_for("staff.import_preview", token=token))
     _discard(data_path, claimed, _plans_path(data_path))
+    _store_report(token, meta, report)
     flash(f"{meta['filename']}: {report.summary()}" + (" Rows with errors were left out." if report.error_rows
                                                        else ""), "success")
-    return redirect(url_for("staff.members"))
+    return redirect(url_for("staff.import_report", token=token))
+
+
+@bp.get("/import/<token>/report")
+def import_report(token):
+    """What a confirmed import did, with every problem it found: it stays after the import."""
+    meta = _load_report(token)
+    report = meta["report"]
+    page_arg = request.args.get("page", "1")
+    page_no = int(page_arg) if page_arg.isdigit() and len(page_arg) < 7 else 1
+    issues = _ListPage(report["issues"], page_no, ISSUES_PER_PAGE)
+    return render_template("staff/import/preview.html", token=token, meta=meta, report=report, issues=issues,
+                           form=ImportConfirmForm(), done=True)
+
+
+@bp.get("/import/<token>/report.csv")
+def import_report_csv(token):
+    """The problems of a confirmed import as CSV (row, column, level, message), formula-safe."""
+    meta = _load_report(token)
+    rows = [["row", "column", "level", "message"]]
+    for name, issues in (("plans.csv", (meta.get("plans_report") or {}).get("issues", [])),
+                         ("", meta["report"]["issues"])):
+        rows += [[f"{name} {i['row']}".strip(), i["column"], i["level"], i["message"]] for i in issues]
+    data = "".join(csvio.iter_csv_text([[csvio.neutralise(str(c)) for c in row] for row in rows]))
+    name = Path(meta.get("filename") or "import").stem
+    return Response(data.encode("utf-8"), mimetype="text/csv",
+                    headers={"Content-Disposition": f'attachment; filename="{name}-report.csv"'})
 
 
 @bp.post("/import/<token>/discard")

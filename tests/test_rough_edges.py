@@ -1,0 +1,69 @@
+"""The rough edges a new user met (issue 13, item 6), one test (or a few) each."""
+from __future__ import annotations
+
+import csv
+import io
+
+from sqlalchemy import func, select
+
+from membership.extensions import db
+from membership.members import csvio
+from membership.members.models import Member
+from tests.conftest import NOW, TODAY, login
+
+
+# ---------------------------------------------------------------- (a) the import report
+
+
+BAD_ROW = ("first_name,last_name,email,phone,language,date_of_birth\n"
+           "Ada,Lovelace,ada@example.org,01712345678,en,1990-01-01\n"
+           "Bad,Row,not-an-email,12,fr,1800-01-01\n")
+
+
+def test_import_report_lists_every_fault_of_a_row(app):
+    report = csvio.import_members(db.session, BAD_ROW.encode(), options=csvio.ImportOptions(dry_run=True),
+                                  today=TODAY, now=NOW, actor=None, region="BD", currency="BDT")
+    faults = {(i.row, i.column) for i in report.issues if i.level == "error"}
+    assert faults == {(3, "email"), (3, "phone"), (3, "language"), (3, "date_of_birth")}
+    assert report.error_rows == 1 and report.new == 1
+
+
+def test_duplicate_email_row_still_gets_its_other_faults(app):
+    data = ("first_name,last_name,email,phone\nAda,L,ada@example.org,\nAda,Again,ADA@example.org,12\n").encode()
+    report = csvio.import_members(db.session, data, options=csvio.ImportOptions(dry_run=True),
+                                  today=TODAY, now=NOW, actor=None, region="BD", currency="BDT")
+    assert {(i.row, i.column) for i in report.issues} == {(3, "email"), (3, "phone")}
+
+
+def test_the_form_still_shows_the_first_fault(app):
+    from membership.members.services import MemberInvalid, validate_member
+    try:
+        validate_member({"first_name": "", "email": "bad", "phone": "12"}, region="BD", today=TODAY)
+    except MemberInvalid as e:
+        assert (e.field, list(e.errors)) == ("first_name", ["first_name", "email", "phone"])
+    else:  # pragma: no cover
+        raise AssertionError("no error")
+
+
+def test_the_report_stays_after_the_import_is_confirmed(staff_client, make_user, client):
+    response = staff_client.post("/staff/import", data={"file": (io.BytesIO(BAD_ROW.encode()), "people.csv"),
+                                                         "on_match": "skip"}, content_type="multipart/form-data")
+    token = response.headers["Location"].rsplit("/", 1)[1]
+    response = staff_client.post(f"/staff/import/{token}/confirm")
+    assert response.status_code == 302 and response.headers["Location"].endswith(f"/import/{token}/report")
+    assert db.session.scalar(select(func.count()).select_from(Member)) == 1
+    page = staff_client.get(f"/staff/import/{token}/report")
+    text = page.get_data(as_text=True)
+    assert page.status_code == 200 and "Import report: people.csv" in text
+    assert "<code>phone</code>" in text and "<code>language</code>" in text and "Discard" not in text
+    download = staff_client.get(f"/staff/import/{token}/report.csv")
+    rows = list(csv.reader(io.StringIO(download.get_data(as_text=True).lstrip("\ufeff"))))
+    assert rows[0] == ["row", "column", "level", "message"]
+    assert {r[1] for r in rows[1:]} == {"email", "phone", "language", "date_of_birth"}
+    # Listed on the import page later, and not shown to another staff member.
+    assert f"/staff/import/{token}/report" in staff_client.get("/staff/import").get_data(as_text=True)
+    staff_client.post("/logout")
+    other = make_user(email="other@example.org")
+    login(staff_client, other)
+    assert staff_client.get(f"/staff/import/{token}/report").status_code == 404
+    assert staff_client.get("/staff/import/not-a-token/report").status_code == 404
