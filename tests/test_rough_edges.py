@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 
 from sqlalchemy import func, select
 
@@ -67,3 +68,63 @@ def test_the_report_stays_after_the_import_is_confirmed(staff_client, make_user,
     login(staff_client, other)
     assert staff_client.get(f"/staff/import/{token}/report").status_code == 404
     assert staff_client.get("/staff/import/not-a-token/report").status_code == 404
+
+
+# ---------------------------------------------------------------- (e) template samples
+
+
+def test_no_template_sample_says_membership_membership(app):
+    from membership.notifications import templating
+    for key, info in templating.TEMPLATES.items():
+        ctx = templating.sample_context(key, now=NOW)
+        rendered, _ = templating.render_email(db.session, key, ctx, category=info.category,
+                                              unsubscribe_link=ctx["unsubscribe_link"])
+        for text in (rendered.subject, rendered.body_text, rendered.body_html):
+            assert "membership membership" not in text.lower(), key
+
+
+# ---------------------------------------------------------------- (f) the sender
+
+
+def test_sender_defaults_to_the_association(monkeypatch, tmp_path):
+    from membership import create_app
+    from membership.config import default_mail_from
+    assert default_mail_from("Dhaka Traders", "https://members.dhakatraders.org") == \
+        "Dhaka Traders <no-reply@members.dhakatraders.org>"
+    assert default_mail_from("Dhaka Traders", "http://127.0.0.1:5000") == "Dhaka Traders <no-reply@samiti.localhost>"
+    assert default_mail_from("Smith, Jones & Co.", "http://localhost:8000") == \
+        '"Smith, Jones & Co." <no-reply@samiti.localhost>'
+    monkeypatch.delenv("MAIL_FROM", raising=False)
+    monkeypatch.setenv("ASSOCIATION_NAME", "ঢাকা বণিক সমিতি")
+    monkeypatch.setenv("BASE_URL", "https://samiti.example.org")
+    app = create_app({"TESTING": True, "SECRET_KEY": "x", "INSTANCE_PATH": str(tmp_path),
+                      "SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp_path / 'x.db'}"})
+    assert app.config["MAIL_FROM"] == "ঢাকা বণিক সমিতি <no-reply@samiti.example.org>"
+    from membership.notifications.backends import parse_from
+    assert parse_from(app.config["MAIL_FROM"]) == ("ঢাকা বণিক সমিতি", "no-reply@samiti.example.org")
+    monkeypatch.setenv("MAIL_FROM", "Office <office@example.org>")
+    app = create_app({"TESTING": True, "SECRET_KEY": "x", "INSTANCE_PATH": str(tmp_path),
+                      "SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp_path / 'x.db'}"})
+    assert app.config["MAIL_FROM"] == "Office <office@example.org>"
+
+
+# ---------------------------------------------------------------- (g) countries
+
+
+def test_country_list_starts_with_the_associations_country(app):
+    from membership.portal.forms import country_choices, home_country
+    assert home_country(app.config) == "BD"
+    choices = country_choices(home_country(app.config))
+    assert choices[0][0] == "" and choices[1] == ("BD", "Bangladesh")
+    assert [c for c, _ in choices].count("BD") == 1 and len(choices) == len(country_choices(None))
+    assert country_choices("GB")[1] == ("GB", "United Kingdom")
+    assert home_country({"COUNTRY": "in", "PHONE_REGION": "BD"}) == "IN"
+
+
+def test_join_page_offers_the_home_country_first(client, make_plan):
+    plan = make_plan(code="IND", fee_minor=0)
+    db.session.commit()
+    page = client.get(f"/join/{plan.id}").get_data(as_text=True)
+    options = page[page.index('name="country"'):]
+    first_values = re.findall(r'<option[^>]*value="([A-Z]*)"', options)[:2]
+    assert first_values == ["", "BD"]
