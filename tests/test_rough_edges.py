@@ -128,3 +128,39 @@ def test_join_page_offers_the_home_country_first(client, make_plan):
     options = page[page.index('name="country"'):]
     first_values = re.findall(r'<option[^>]*value="([A-Z]*)"', options)[:2]
     assert first_values == ["", "BD"]
+
+
+# ---------------------------------------------------------------- (b) the renewal window
+
+
+def test_portal_home_and_renew_page_agree_on_the_renewal_window(client, make_member, make_user, make_plan):
+    from datetime import timedelta
+
+    from membership.core.time import local_today
+    from membership.plans.models import Membership
+    from membership.plans.services import join
+    today = local_today()
+    windowed = make_plan(code="IND", name="Individual", fee_minor=0, renewal_opens_days=60)
+    other = make_plan(code="CAL", name="Calendar", fee_minor=0)  # no window of its own
+    member = make_member(first_name="Tanvir", email="tanvir@example.org")
+    user = make_user("member", email="tanvir@example.org", member_id=member.id)
+    term = join(db.session, member, windowed, today=today - timedelta(days=60), now=NOW, actor=None,
+                starts_on=today - timedelta(days=60))
+    db.session.commit()
+    opens = term.ends_on - timedelta(days=60)
+    login(client, user)
+    home = client.get("/my/").get_data(as_text=True)
+    renew = client.get("/my/renew").get_data(as_text=True)
+    assert "You can renew now" not in home
+    assert f"Renewal opens on {opens:%d %b %Y}" in home
+    assert f"Renewal opens on {opens:%d %b %Y}" in renew and "Renew my membership</button>" not in renew
+    # Choosing the plan without a window does not get round it.
+    response = client.post("/my/renew", data={"term_id": str(term.id), "plan": str(other.id)})
+    assert response.status_code in (409, 422)
+    assert db.session.scalar(select(func.count()).select_from(Membership)) == 1
+
+    # Inside the window both pages say the member can renew, on either plan.
+    from membership.portal.views import renewal_for
+    later = opens + timedelta(days=1)
+    renewal = renewal_for(member, later)
+    assert set(renewal.open_options) == {windowed.id, other.id} and renewal.problem is None
