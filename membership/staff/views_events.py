@@ -575,3 +575,17 @@ def events_report_csv():
     return Response(body.encode("utf-8"), mimetype="text/csv",
                     headers={"Content-Disposition": f'attachment; filename="{name}"'})
 
+
+
+# ---------------------------------------------------------------- name suggestions
+
+
+@bp.get("/members/lookup.json")
+def member_lookup():
+    """Members matching what staff type in a registration or walk-in field (number, email or
+    name), for the suggestions under it: at most queries.NAME_MATCHES, the number first."""
+    q = _search_text(request.args.get("q"))
+    found = queries.find_members(db.session, q)[:queries.NAME_MATCHES] if len(q) >= 2 else []
+    return {"members": [{"member_number": m.member_number, "name": m.full_name,
+                         "label": " · ".join(p for p in (m.full_name, m.member_number, m.email or "", m.city or "")
+                                             if p)} for m in found]}

@@ -156,3 +156,15 @@ def test_check_in_list_shows_who_still_owes_the_fee(staff_client, make_event, cu
     assert "1 person here still owes the fee." in text_of(page)
     response = staff_client.post(f"/staff/events/{event.id}/check-in/{owes.id}", follow_redirects=True)
     assert "Owes Money checked in." in text_of(response) and "500.00 BDT still to pay." in text_of(response)
+
+
+def test_member_lookup_json_for_the_suggestions(staff_client, client, current_member, make_user):
+    current_member(first_name="Rahim", last_name="Uddin", email="rahim@example.org")
+    current_member(first_name="Rahima", last_name="Khatun", email="rahima@example.org")
+    db.session.commit()
+    data = staff_client.get("/staff/members/lookup.json?q=rahim").get_json()
+    assert sorted(m["name"] for m in data["members"]) == ["Rahim Uddin", "Rahima Khatun"]
+    assert all(m["label"].startswith(m["name"]) and m["member_number"] in m["label"] for m in data["members"])
+    assert staff_client.get("/staff/members/lookup.json?q=r").get_json() == {"members": []}
+    staff_client.post("/logout")
+    assert staff_client.get("/staff/members/lookup.json?q=rahim").status_code in (302, 401, 403)
