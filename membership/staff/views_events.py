@@ -396,8 +396,8 @@ def _early_unconfirmed(event: Event) -> bool:
 
 def _still_to_pay(registration: EventRegistration) -> str:
     due = events.amount_due(db.session, registration)
-    return _(" %(amount)s %(currency)s still to pay.", amount=format_minor(due),
-             currency=registration.currency) if due else ""
+    return " " + _("%(amount)s %(currency)s still to pay.", amount=format_minor(due),
+                   currency=registration.currency) if due else ""
 
 
 def _back_to_check_in(event: Event, anchor: str | None = None):
