@@ -29,6 +29,19 @@ def test_import_report_lists_every_fault_of_a_row(app):
     assert report.error_rows == 1 and report.new == 1
 
 
+def test_member_and_term_faults_are_reported_together(app, make_plan):
+    make_plan(code="STD", fee_minor=0)
+    db.session.commit()
+    data = ("first_name,last_name,email,phone,plan_code,term_starts_on,term_ends_on,term_status\n"
+            "Bad,Row,not-an-email,12,STD,2026-01-01,2025-01-01,active\n"
+            "Worse,Row,also-bad,,STD,yesterday,,weird\n").encode()
+    report = csvio.import_members(db.session, data, options=csvio.ImportOptions(dry_run=True),
+                                  today=TODAY, now=NOW, actor=None, region="BD", currency="BDT")
+    faults = {(i.row, i.column) for i in report.issues if i.level == "error"}
+    assert faults == {(2, "email"), (2, "phone"), (2, "term_ends_on"),
+                      (3, "email"), (3, "term_starts_on"), (3, "term_status")}
+
+
 def test_duplicate_email_row_still_gets_its_other_faults(app):
     data = ("first_name,last_name,email,phone\nAda,L,ada@example.org,\nAda,Again,ADA@example.org,12\n").encode()
     report = csvio.import_members(db.session, data, options=csvio.ImportOptions(dry_run=True),

@@ -897,6 +897,11 @@ class _Importer:
 
     def check_term(self, row: _Row) -> None:
         raw, present = row.raw, self.present
+        before = len(row.issues)
+
+        def term_ok() -> bool:  # no fault in the term's columns so far (other columns' faults aside)
+            return not any(i.level == "error" for i in row.issues[before:])
+
         given = {c: raw.get(c, "").strip() for c in _TERM_COLUMNS if c in present}
         code = given.get("plan_code", "")
         status = given.get("term_status", "").lower()
@@ -920,7 +925,7 @@ class _Importer:
                                          f"{', '.join(OVERRIDE_VALUES)}.")
         if until and not override:
             row.error("status_override_until", "An override date needs a status_override.")
-        if plan is None or starts is None or not row.ok:
+        if plan is None or starts is None or not term_ok():
             return
         if plan.period_kind == "lifetime":
             if ends is not None:
@@ -945,7 +950,7 @@ class _Importer:
         org_held = bool(plan.is_organizational)
         if org_held and not row.org_name:
             row.error("organization", f"{plan.code} is a plan for organisations; give the organisation.")
-        if not row.ok:
+        if not term_ok():
             return
         spec = _TermSpec(plan_key=code.casefold(), starts_on=starts, ends_on=ends, pending=status == "pending",
                          cancelled_on=cancelled_on, override_status=override, override_until=until,
@@ -955,7 +960,7 @@ class _Importer:
             row.warn("term_status", f"The file says {status}, but on {self.today.isoformat()} the dates give "
                                     f"{actual}; imported as {actual}.")
         row.term = spec
-        if row.match is not None and not org_held:
+        if row.match is not None and not org_held and row.ok:
             problem = self.overlap(row.match, spec)
             if problem:
                 row.error("term_starts_on", problem)
