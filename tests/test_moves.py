@@ -204,3 +204,23 @@ def test_web_zip_export_and_import(admin_client, make_plan, make_member, make_te
     plan = db.session.scalars(select(Plan)).one()
     assert plan.period_kind == "lifetime"
     assert db.session.scalar(select(Membership.ends_on)) is None
+
+
+def test_staff_zip_upload_uses_the_plans_here(staff_client, make_plan, app):
+    make_plan(code="IND", fee_minor=0)
+    db.session.commit()
+    archive = io.BytesIO()
+    with zipfile.ZipFile(archive, "w") as z:
+        z.writestr("move/plans.csv", "code,name,fee,currency,period_kind,period_months,grace_days\n"
+                                     "GOLD,Gold,10.00,BDT,rolling,12,30\n")
+        z.writestr("move/members.csv", "first_name,last_name,email,plan_code,term_starts_on\n"
+                                       "Ada,L,ada@example.org,IND,2026-01-01\nBo,B,bo@example.org,GOLD,2026-01-01\n")
+    response = staff_client.post("/staff/import", data={"file": (io.BytesIO(archive.getvalue()), "move.zip"),
+                                                         "on_match": "skip"}, content_type="multipart/form-data")
+    assert response.status_code == 302
+    preview = staff_client.get(response.headers["Location"]).get_data(as_text=True)
+    assert "only an admin can import plans" in preview and "No plan has the code" in preview
+    token = response.headers["Location"].rsplit("/", 1)[1]
+    assert staff_client.post(f"/staff/import/{token}/confirm").status_code == 302
+    assert db.session.scalar(select(func.count()).select_from(Plan)) == 1  # no GOLD
+    assert db.session.scalar(select(func.count()).select_from(Member)) == 1

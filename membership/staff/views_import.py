@@ -4,6 +4,11 @@ The uploaded file waits in the instance folder under a random token, with the ch
 upload and the preview's report, until staff confirm or discard it (or a day passes). Nothing is
 written before the confirm; the confirm checks every row again (the database may have changed)
 and imports the valid rows in one transaction.
+
+A zip upload (members.transfer: Samiti's "members and plans" export) waits as its members.csv
+with its plans.csv beside it; for an admin the plans are imported first, in the same transaction.
+After the confirm the report (counts and every problem, no member data besides what the
+messages quote) is kept under imports/reports/ for KEEP_REPORTS_SECONDS, for its report page.
 """
 from __future__ import annotations
 
