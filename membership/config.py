@@ -20,8 +20,11 @@ _ENV = {
     # people with no language of their own: "en" or "bn".
     "DEFAULT_LANGUAGE": ("DEFAULT_LANGUAGE", "en", str),
     "PHONE_REGION": ("PHONE_REGION", "BD", str),
+    # The association's own country (two letters), first in country lists; empty: PHONE_REGION.
+    "COUNTRY": ("COUNTRY", "", str),
     "MAIL_URL": ("MAIL_URL", "file://", str),
-    "MAIL_FROM": ("MAIL_FROM", "Samiti <no-reply@samiti.localhost>", str),
+    # Empty: "<ASSOCIATION_NAME> <no-reply@<BASE_URL's host, or samiti.localhost>>".
+    "MAIL_FROM": ("MAIL_FROM", "", str),
     # The site's public address, for links in emails. Unset: the address this process serves on
     # (`serve --port`, gunicorn's bind; see membership.ops.urls), else http://127.0.0.1:5000.
     "BASE_URL": ("BASE_URL", None, str),
@@ -103,6 +106,8 @@ def load_config(app, overrides: dict | None = None) -> None:
     cfg["SQLALCHEMY_DATABASE_URI"] = _normalise_db_url(cfg["SQLALCHEMY_DATABASE_URI"])
     if not cfg.get("SECRET_KEY"):
         cfg["SECRET_KEY"] = _instance_secret(instance / "secret_key")
+    if not cfg.get("MAIL_FROM"):
+        cfg["MAIL_FROM"] = default_mail_from(cfg["ASSOCIATION_NAME"], cfg.get("BASE_URL") or "")
     _check_timezone(cfg["TIMEZONE"])  # fail at start-up, not on the first page, for a bad zone name
     cfg["CURRENCY"] = _check_currency(cfg["CURRENCY"])
     # The remember-me cookie gets the same protection as the session cookie.
@@ -123,6 +128,21 @@ def _settle_base_url(cfg, explicit: bool) -> None:
         cfg["BASE_URL"], cfg["BASE_URL_SOURCE"] = os.environ["SAMITI_SERVER_URL"].rstrip("/"), "server"
     else:
         cfg["BASE_URL"], cfg["BASE_URL_SOURCE"] = DEFAULT_BASE_URL, "default"
+
+
+def default_mail_from(association: str, base_url: str) -> str:
+    """The sender when MAIL_FROM is not set: the association's name, at no-reply on the site's
+    host ("Dhaka Traders <no-reply@members.example.org>"); samiti.localhost for an IP address
+    or localhost, which no mail server accepts as a domain."""
+    from urllib.parse import urlsplit
+
+    host = (urlsplit(base_url).hostname or "").lower()
+    if not host or host == "localhost" or "." not in host or host.replace(".", "").isdigit() or ":" in host:
+        host = "samiti.localhost"
+    name = " ".join((association or "Samiti").split())
+    if any(c in '()<>@,;:\\".[]' for c in name):
+        name = '"' + name.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    return f"{name} <no-reply@{host}>"
 
 
 def _check_timezone(name) -> None:

@@ -137,6 +137,39 @@ def find_member(session: Session, lookup: str) -> Member | None:
     return session.scalar(select(Member).where(func.upper(Member.member_number) == lookup.upper()).limit(1))
 
 
+NAME_MATCHES = 10
+
+
+def find_members(session: Session, lookup: str, *, limit: int = NAME_MATCHES) -> list[Member]:
+    """Who staff mean by `lookup`: the member with this number or email, else members whose name
+    (or phone, or part of the email) matches, by name; at most `limit` + 1, so a caller can say
+    there are more. Erased members are never found."""
+    member = find_member(session, lookup)
+    if member is not None:
+        return [] if member.erased_at is not None else [member]
+    lookup = (lookup or "").strip()
+    if len(lookup) < 2:
+        return []
+    from membership.members.queries import MemberFilter, member_query
+    stmt = (member_query(MemberFilter(q=lookup)).order_by(None)
+            .order_by(Member.first_name, Member.last_name, Member.member_number).limit(limit + 1))
+    return list(session.scalars(stmt))
+
+
+def amounts_due(session: Session, registrations: list[EventRegistration]) -> dict[int, int]:
+    """{registration id: price still to pay} for those that owe something (events.services.amount_due
+    for many at once: one grouped query)."""
+    from membership.plans.models import Payment
+    priced = [r for r in registrations if r.price_minor and r.status != "cancelled"]
+    if not priced:
+        return {}
+    paid = dict(session.execute(
+        select(Payment.registration_id, func.sum(Payment.amount_minor))
+        .where(Payment.registration_id.in_([r.id for r in priced])).group_by(Payment.registration_id)).all())
+    due = {r.id: r.price_minor - int(paid.get(r.id) or 0) for r in priced}
+    return {k: v for k, v in due.items() if v > 0}
+
+
 @dataclass
 class PeriodTotals:
     """The period report's bottom line, from its rows (rates over the summed counts)."""

@@ -76,6 +76,7 @@ from datetime import date, datetime
 from types import SimpleNamespace
 from typing import Any, BinaryIO, Callable, Iterable, Iterator
 
+from flask_babel import gettext as _
 from sqlalchemy import Select, bindparam, func, or_, select, text, update
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from sqlalchemy.orm import Session, aliased
@@ -343,6 +344,9 @@ class FileInfo:
     filled: int = 0                  # ... of which not blank
     numbers: set[str] = field(default_factory=set)  # member numbers given in the file
     width: int = 0
+    # casefolded plan codes whose terms give an end date (a plan --create-plans must make that is
+    # not in this set has only open-ended terms in the file: a lifetime plan)
+    plan_codes_with_end: set[str] = field(default_factory=set)
 
     @property
     def encoding_label(self) -> str:
@@ -423,14 +427,18 @@ def inspect_file(source) -> FileInfo:
     encoding = _detect_encoding(source)
     delimiter = _detect_delimiter(source, encoding)
     info: FileInfo | None = None
-    number_at = None
+    number_at = code_at = end_at = None
     for n, cells in _records(source, encoding, delimiter):
         if info is None:
             if not any(c.strip() for c in cells):
                 continue
             info = _read_header(n, cells, encoding, delimiter)
             number_at = info.columns.get("member_number")
+            code_at, end_at = info.columns.get("plan_code"), info.columns.get("term_ends_on")
             continue
+        if code_at is not None and end_at is not None and max(code_at, end_at) < len(cells) \
+                and cells[end_at].strip():
+            info.plan_codes_with_end.add(unneutralise(cells[code_at]).strip().casefold())
         info.rows += 1
         if any(c.strip() for c in cells):
             info.filled += 1
@@ -692,8 +700,8 @@ class _Importer:
                 row.error("email", f"The same email as row {self.emails_seen[row.email_key]}.")
             if row.number and row.number in self.numbers_seen:
                 row.error("member_number", f"The same member number as row {self.numbers_seen[row.number]}.")
-            if row.ok:
-                self.check(row)
+            # Every fault of the row is reported at once, even when an earlier check failed.
+            self.check(row)
             if not row.ok:
                 self.report.error_rows += 1
             elif row.match is not None and self.options.on_match == "skip":
@@ -809,7 +817,8 @@ class _Importer:
         try:
             values = validate_member(data, region=self.region, today=self.today, partial=updating).values
         except ValidationError as e:
-            row.error(_FIELD_COLUMN.get(e.field or "", e.field or ""), e.message)
+            for name, message in (getattr(e, "errors", None) or {e.field or "": e.message}).items():
+                row.error(_FIELD_COLUMN.get(name, name), message)
             values = {}
         row.values = values
         external = values.get("external_id")
@@ -869,16 +878,30 @@ class _Importer:
         if not re.fullmatch(r"[A-Za-z0-9_-]{1,32}", code):
             row.error("plan_code", "A plan code uses only letters A-Z, digits, - and _ (at most 32).")
             return None
-        # Created on the first write (a rolling year, free, 30 days' grace); an admin can edit it.
-        plan = SimpleNamespace(id=None, code=code, name=code, period_kind="rolling", period_months=12,
-                               grace_days=30, fee_minor=0, currency=self.currency, is_organizational=False,
-                               needs_approval=False, to_create=True)
+        # Created on the first write. Without the plans file only a guess is possible: lifetime when
+        # the file has a term_ends_on column but no term of the code has an end, else a rolling year with 30 days' grace; free,
+        # and not offered online. The row says so, and where the real settings come from.
+        lifetime = "term_ends_on" in self.present and key not in self.info.plan_codes_with_end
+        plan = SimpleNamespace(id=None, code=code, name=code, period_kind="lifetime" if lifetime else "rolling",
+                               period_months=12, grace_days=0 if lifetime else 30, fee_minor=0,
+                               currency=self.currency, is_organizational=False, needs_approval=False,
+                               to_create=True)
         self.plans[key] = plan
         self.report.plans_created.append(code)
+        shape = _("a lifetime plan") if lifetime else _("a rolling one-year plan with 30 days' grace")
+        row.warn("plan_code", _("No plan has the code %(code)s: it will be created as %(shape)s, free and not "
+                                "offered online, so statuses may differ from where the file came from. Import "
+                                "the plans file with it (members export writes one: a .zip, or --plans) to "
+                                "carry the real fees, periods and grace.", code=code, shape=shape))
         return plan
 
     def check_term(self, row: _Row) -> None:
         raw, present = row.raw, self.present
+        before = len(row.issues)
+
+        def term_ok() -> bool:  # no fault in the term's columns so far (other columns' faults aside)
+            return not any(i.level == "error" for i in row.issues[before:])
+
         given = {c: raw.get(c, "").strip() for c in _TERM_COLUMNS if c in present}
         code = given.get("plan_code", "")
         status = given.get("term_status", "").lower()
@@ -902,7 +925,7 @@ class _Importer:
                                          f"{', '.join(OVERRIDE_VALUES)}.")
         if until and not override:
             row.error("status_override_until", "An override date needs a status_override.")
-        if plan is None or starts is None or not row.ok:
+        if plan is None or starts is None or not term_ok():
             return
         if plan.period_kind == "lifetime":
             if ends is not None:
@@ -927,7 +950,7 @@ class _Importer:
         org_held = bool(plan.is_organizational)
         if org_held and not row.org_name:
             row.error("organization", f"{plan.code} is a plan for organisations; give the organisation.")
-        if not row.ok:
+        if not term_ok():
             return
         spec = _TermSpec(plan_key=code.casefold(), starts_on=starts, ends_on=ends, pending=status == "pending",
                          cancelled_on=cancelled_on, override_status=override, override_until=until,
@@ -937,7 +960,7 @@ class _Importer:
             row.warn("term_status", f"The file says {status}, but on {self.today.isoformat()} the dates give "
                                     f"{actual}; imported as {actual}.")
         row.term = spec
-        if row.match is not None and not org_held:
+        if row.match is not None and not org_held and row.ok:
             problem = self.overlap(row.match, spec)
             if problem:
                 row.error("term_starts_on", problem)
@@ -991,8 +1014,9 @@ class _Importer:
         if getattr(plan, "to_create", False) and self.write:
             from membership.plans import catalog
             plan = catalog.create_plan(self.session, {
-                "code": plan.code, "name": plan.name, "fee": "0", "period_kind": "rolling", "period_months": "12",
-                "grace_days": "30"}, currency=self.currency, actor=self.actor, now=self.now)
+                "code": plan.code, "name": plan.name, "fee": "0", "period_kind": plan.period_kind,
+                "period_months": str(plan.period_months), "grace_days": str(plan.grace_days),
+                "joinable_online": False}, currency=self.currency, actor=self.actor, now=self.now)
             self.plans[key] = plan
         return plan
 
@@ -1346,13 +1370,13 @@ def template_csv() -> str:
     return "".join(iter_csv_text([list(COLUMNS)]))
 
 
-def column_reference() -> list[tuple[str, str]]:
+def column_reference(doc: str | None = None) -> list[tuple[str, str]]:
     """(column, meaning) for every column, read from this module's docstring (one source for the
-    help page and the README)."""
-    lines = (__doc__ or "").splitlines()
+    help page and the README), or from the table in another module's `doc`."""
+    lines = (doc or __doc__ or "").splitlines()
     rules = [i for i, line in enumerate(lines) if line.startswith("=====")]
     if len(rules) < 3:
-        return [(c, "") for c in COLUMNS]
+        return [(c, "") for c in COLUMNS] if doc is None else []
     width = lines[rules[0]].index(" ") + 2
     out: list[tuple[str, str]] = []
     for line in lines[rules[1] + 1:rules[2]]:

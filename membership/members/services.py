@@ -74,45 +74,47 @@ class MemberData:
     values: dict[str, Any]
 
 
+class MemberInvalid(ValidationError):
+    """One or more member fields are wrong. `errors` maps each bad field to its message, in the
+    order the fields are checked; `field` and the message are the first of them, so a caller that
+    shows one error still can."""
+
+    def __init__(self, errors: dict[str, str]):
+        field, message = next(iter(errors.items()))
+        super().__init__(message, field=field)
+        self.errors = dict(errors)
+
+
 def validate_member(data: dict[str, Any], *, region: str, today: date, partial: bool = False) -> MemberData:
-    """Check and normalise member fields from any edge (form, CSV, API). Raises ValidationError
-    naming the first bad field."""
+    """Check and normalise member fields from any edge (form, CSV, API). Raises MemberInvalid (a
+    ValidationError naming the first bad field) with every bad field in `errors`."""
     out: dict[str, Any] = {}
+    errors: dict[str, str] = {}
 
     def has(key):
         return key in data or not partial
 
-    if has("first_name"):
-        out["first_name"] = clean_text(data.get("first_name"), field="first_name", label="First name",
-                                       max_length=100, required=True)
-    if has("last_name"):
-        out["last_name"] = clean_text(data.get("last_name"), field="last_name", label="Last name",
-                                      max_length=100) or ""
-    if has("email"):
-        out["email"] = clean_email(data.get("email"))
-    if has("phone"):
-        out["phone"] = clean_phone(data.get("phone"), region=region)
-    for key, label, size in (("address_line1", "Address", 200), ("address_line2", "Address line 2", 200),
-                             ("city", "City", 100), ("postcode", "Postcode", 20),
-                             ("job_title", "Job title", 100), ("external_id", "External id", 64)):
-        if has(key):
-            out[key] = clean_text(data.get(key), field=key, label=label, max_length=size)
-    if has("notes"):
-        out["notes"] = clean_text(data.get("notes"), field="notes", label="Notes", max_length=5000,
-                                  multiline=True)
-    if has("country"):
-        country = clean_text(data.get("country"), field="country", label="Country", max_length=2)
-        if country and not re.fullmatch(r"[A-Za-z]{2}", country):
+    def check(key, fn):
+        try:
+            out[key] = fn()
+        except ValidationError as e:
+            errors.setdefault(e.field or key, e.message)
+
+    def country():
+        value = clean_text(data.get("country"), field="country", label="Country", max_length=2)
+        if value and not re.fullmatch(r"[A-Za-z]{2}", value):
             raise ValidationError("Country: use the two-letter code (e.g. BD, GB).", field="country")
-        out["country"] = country.upper() if country else None
-    if has("date_of_birth"):
+        return value.upper() if value else None
+
+    def date_of_birth():
         dob = data.get("date_of_birth")
         if dob is not None and not isinstance(dob, date):
             raise ValidationError("Date of birth is not a date.", field="date_of_birth")
         if dob is not None and (dob > today or dob.year < 1900):
             raise ValidationError("Date of birth must be a past date after 1900.", field="date_of_birth")
-        out["date_of_birth"] = dob
-    if has("joined_on"):
+        return dob
+
+    def joined_on():
         joined = data.get("joined_on") or (None if partial else today)
         if joined is not None:
             if not isinstance(joined, date):
@@ -121,20 +123,53 @@ def validate_member(data: dict[str, Any], *, region: str, today: date, partial: 
                 raise ValidationError("Joined on cannot be in the future.", field="joined_on")
             if joined.year < 1900:
                 raise ValidationError("Joined on is too far in the past.", field="joined_on")
-            out["joined_on"] = joined
-    if has("language"):
-        language = data.get("language") or "en"
-        if language not in LANGUAGES:
+        return joined
+
+    def language():
+        value = data.get("language") or "en"
+        if value not in LANGUAGES:
             raise ValidationError("Choose English or Bengali.", field="language")
-        out["language"] = language
+        return value
+
+    if has("first_name"):
+        check("first_name", lambda: clean_text(data.get("first_name"), field="first_name", label="First name",
+                                               max_length=100, required=True))
+    if has("last_name"):
+        check("last_name", lambda: clean_text(data.get("last_name"), field="last_name", label="Last name",
+                                              max_length=100) or "")
+    if has("email"):
+        check("email", lambda: clean_email(data.get("email")))
+    if has("phone"):
+        check("phone", lambda: clean_phone(data.get("phone"), region=region))
+    for key, label, size in (("address_line1", "Address", 200), ("address_line2", "Address line 2", 200),
+                             ("city", "City", 100), ("postcode", "Postcode", 20),
+                             ("job_title", "Job title", 100), ("external_id", "External id", 64)):
+        if has(key):
+            check(key, lambda key=key, label=label, size=size: clean_text(data.get(key), field=key, label=label,
+                                                                          max_length=size))
+    if has("notes"):
+        check("notes", lambda: clean_text(data.get("notes"), field="notes", label="Notes", max_length=5000,
+                                          multiline=True))
+    if has("country"):
+        check("country", country)
+    if has("date_of_birth"):
+        check("date_of_birth", date_of_birth)
+    if has("joined_on"):
+        check("joined_on", joined_on)
+        if out.get("joined_on", 0) is None:
+            del out["joined_on"]
+    if has("language"):
+        check("language", language)
     for key in ("marketing_opt_in", "directory_opt_in"):
         if key in data:
             out[key] = bool(data[key])
     if "organization_id" in data:
         out["organization_id"] = data["organization_id"] or None
     if data.get("member_number"):
-        number = clean_text(data["member_number"], field="member_number", label="Member number", max_length=32)
-        out["member_number"] = number
+        check("member_number", lambda: clean_text(data["member_number"], field="member_number",
+                                                  label="Member number", max_length=32))
+    if errors:
+        raise MemberInvalid(errors)
     return MemberData(out)
 
 

@@ -630,7 +630,7 @@ def sample_context(key: str, *, now: datetime, member=None) -> dict[str, Any]:
     ctx = build_context(now=now, member=member, to_name="Ada Lovelace", to_address="ada@example.org",
                         unsubscribe_link=link("/mail/unsubscribe/preview-token"))
     if member is None:
-        ctx.update({"plan_name": "Annual membership", "term_start": format_day(today - timedelta(days=335)),
+        ctx.update({"plan_name": "Individual (annual)", "term_start": format_day(today - timedelta(days=335)),
                     "term_end": format_day(today + timedelta(days=30))})
         ctx["member"]["member_number"] = "M-00042"
         ctx.update(_end_values(today + timedelta(days=30), 30, today))

@@ -263,12 +263,19 @@ def renewal_start(term: Membership, plan: Plan, today: date) -> date:
 
 
 def renewal_window_problem(term: Membership, plan: Plan, today: date) -> str | None:
-    """Why a member may not renew online yet (the plan opens renewals N days before the end)."""
-    if plan.renewal_opens_days is None or term.ends_on is None:
+    """Why a member may not renew `term` online on `plan` yet: a plan may open renewals only N
+    days before the end. The window of the term's own plan counts as well as the new plan's (the
+    later opening decides), so choosing another plan does not get round it; the portal's home page
+    and its renew page both ask this function (through portal.views.renewal_for)."""
+    if term.ends_on is None:
         return None
-    opens = term.ends_on - timedelta(days=plan.renewal_opens_days)
+    windows = [p.renewal_opens_days for p in (term.plan, plan) if p is not None and p.renewal_opens_days is not None]
+    if not windows:
+        return None
+    days = min(windows)
+    opens = term.ends_on - timedelta(days=days)
     if today < opens:
-        return f"Renewal opens on {opens:%d %b %Y}, {plan.renewal_opens_days} days before your membership ends."
+        return f"Renewal opens on {opens:%d %b %Y}, {days} days before your membership ends."
     return None
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 from functools import lru_cache
 
 from babel import Locale
+from flask import current_app
 from flask_wtf import FlaskForm
 from wtforms import BooleanField, HiddenField, RadioField, SelectField, StringField, TelField
 from wtforms.fields.choices import SelectChoice
@@ -28,13 +29,21 @@ PROFILE_FIELDS = CONTACT_FIELDS + PREFERENCE_FIELDS
 _NOT_COUNTRIES = {"EU", "EZ", "UN", "QO", "ZZ", "XA", "XB"}
 
 
-@lru_cache(maxsize=1)
-def country_choices() -> list[tuple[str, str]]:
+@lru_cache(maxsize=8)
+def country_choices(home: str | None = None) -> list[tuple[str, str]]:
+    """Every country by name, the association's own (`home`, a two-letter code) first."""
     names = Locale("en").territories
     countries = sorted(((code, name) for code, name in names.items()
                         if len(code) == 2 and code.isalpha() and code not in _NOT_COUNTRIES),
                        key=lambda item: item[1])
-    return [("", "—")] + countries
+    home = (home or "").upper()
+    first = [item for item in countries if item[0] == home]
+    return [("", "—")] + first + [item for item in countries if item[0] != home]
+
+
+def home_country(config) -> str:
+    """The association's own country: COUNTRY, else the PHONE_REGION numbers are read in."""
+    return (config.get("COUNTRY") or config.get("PHONE_REGION") or "").upper()
 
 
 class ContactFields(FlaskForm):
@@ -64,7 +73,7 @@ class ContactFields(FlaskForm):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        self.country.choices = country_choices()
+        self.country.choices = country_choices(home_country(current_app.config))
 
     def member_data(self, fields=PROFILE_FIELDS) -> dict:
         """The typed values in validate_member's names, for the given fields only."""

@@ -6,8 +6,9 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
-from wtforms import BooleanField, StringField, SubmitField, TextAreaField
+from wtforms import BooleanField, HiddenField, StringField, SubmitField, TextAreaField
 from wtforms.fields import DateTimeLocalField
 from wtforms.validators import DataRequired, Length, Optional
 
@@ -103,9 +104,10 @@ class CancelEventForm(FlaskForm):
 
 
 class RegisterMemberForm(FlaskForm):
-    """Register a member on their behalf: by member number or email."""
-    lookup = StringField("Member number or email", validators=[
-        DataRequired("Enter a member number or an email address."), Length(max=254), plain_text])
+    """Register a member on their behalf: by member number, email or name."""
+    lookup = StringField(_l("Member number, email or name"), validators=[
+        DataRequired(_l("Enter a member number, an email address or a name.")), Length(max=254), plain_text])
+    member_id = HiddenField()  # one of several members with the name typed, chosen from a list
     submit = SubmitField("Register member")
 
 
@@ -117,7 +119,9 @@ class RegisterGuestForm(FlaskForm):
 
 class WalkInForm(FlaskForm):
     """At the door: a member by number or email, or a guest by name and email."""
-    lookup = StringField("Member number or email", validators=[Optional(), Length(max=254), plain_text])
+    lookup = StringField(_l("Member number, email or name"), validators=[Optional(), Length(max=254), plain_text])
+    member_id = HiddenField()  # one of several members with the name typed, chosen from a list
+    confirm_early = BooleanField(_l("Check in although the event is not today"))
     name = StringField("Guest name", validators=[Optional(), Length(max=200), plain_text])
     email = StringField("Guest email", validators=[Optional(), Length(max=254), plain_text])
     q = StringField(validators=[Optional(), Length(max=100)])  # the search to go back to
@@ -125,7 +129,8 @@ class WalkInForm(FlaskForm):
 
     def validate(self, extra_validators=None) -> bool:
         ok = super().validate(extra_validators)
-        if ok and not (self.lookup.data or "").strip() and not (self.name.data or "").strip():
+        if ok and not (self.lookup.data or "").strip() and not (self.name.data or "").strip() \
+                and not self.member_id.data:
             self.lookup.errors = [*self.lookup.errors,
                                   "Enter a member number or email, or a guest's name and email."]
             ok = False

@@ -1,6 +1,7 @@
 """Forms of the member import pages: the upload (file and choices) and the confirm/discard posts."""
 from __future__ import annotations
 
+from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from flask_wtf.file import FileField, FileRequired
 from wtforms import BooleanField, RadioField
@@ -17,8 +18,8 @@ class ImportUploadForm(FlaskForm):
     on_match = RadioField("Members already in Samiti (same email or member number)", choices=ON_MATCH_CHOICES,
                           default="skip")
     # Plans are an admin's business: the view removes this field for staff.
-    create_plans = BooleanField("Create plans whose code is unknown (free, one year, 30 days' grace; "
-                                "edit them afterwards)")
+    create_plans = BooleanField(_l("Create plans whose code is unknown (a guess: free, lifetime or one year "
+                                   "with 30 days' grace; a zip with plans.csv needs no guess)"))
 
 
 class ImportConfirmForm(FlaskForm):

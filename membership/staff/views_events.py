@@ -12,13 +12,14 @@ from dataclasses import dataclass, field
 from datetime import date, timedelta
 
 from flask import Response, abort, current_app, flash, redirect, render_template, request, url_for
+from flask_babel import gettext as _
 from flask_login import current_user
 from sqlalchemy import select
 
 from membership.core import time as clock
 from membership.core.errors import DomainError
 from membership.core.services import record_audit
-from membership.events import queries
+from membership.events import door, queries
 from membership.events import services as events
 from membership.events.models import Event, EventRegistration
 from membership.extensions import db
@@ -205,7 +206,7 @@ REGISTRATIONS_PER_PAGE = 50
 
 
 def render_event_page(event: Event, *, member_form: RegisterMemberForm | None = None,
-                      guest_form: RegisterGuestForm | None = None, status: int = 200):
+                      guest_form: RegisterGuestForm | None = None, status: int = 200, candidates: list | None = None):
     now = clock.utcnow()
     page = page_or_last(queries.registrations_query(event), per_page=REGISTRATIONS_PER_PAGE)
     regs = page.items
@@ -217,7 +218,8 @@ def render_event_page(event: Event, *, member_form: RegisterMemberForm | None = 
         registrations=regs, registrations_page=page, waitlist=queries.waitlist(db.session, event), due=due,
         finished=finished,
         comments=queries.feedback_comments(db.session, event) if finished else [],
-        member_form=member_form or RegisterMemberForm(formdata=None),
+        member_form=member_form or RegisterMemberForm(formdata=None), candidates=candidates or [],
+        name_matches=queries.NAME_MATCHES,
         guest_form=guest_form or RegisterGuestForm(formdata=None),
     ), status
 
@@ -236,17 +238,33 @@ def _registered_message(registration: EventRegistration) -> str:
     return text + "."
 
 
+def _chosen_member(member_id: str):
+    """The member picked from a list of name matches (a hidden member_id); 404 when unknown."""
+    from membership.members.models import Member
+    member = db.session.get(Member, int(member_id)) if member_id.isdigit() and len(member_id) < 10 else None
+    if member is None or member.erased_at is not None:
+        abort(404)
+    return member
+
+
 @bp.post("/events/<int:event_id>/register-member")
 def register_member(event_id: int):
-    """Register a member on their behalf (by member number or email)."""
+    """Register a member on their behalf: by member number, email or name (several members with
+    that name: the page lists them to choose from)."""
     event = get_or_404(Event, event_id)
     form = RegisterMemberForm()
-    if not form.validate():
-        return render_event_page(event, member_form=form, status=422)
-    member = queries.find_member(db.session, form.lookup.data)
-    if member is None:
-        form.lookup.errors = [*form.lookup.errors, "No member has this number or email."]
-        return render_event_page(event, member_form=form, status=422)
+    if form.member_id.data:
+        member = _chosen_member(form.member_id.data)
+    else:
+        if not form.validate():
+            return render_event_page(event, member_form=form, status=422)
+        found = queries.find_members(db.session, form.lookup.data)
+        if not found:
+            form.lookup.errors = [*form.lookup.errors, _("No member has this number, email or name.")]
+            return render_event_page(event, member_form=form, status=422)
+        if len(found) > 1:
+            return render_event_page(event, member_form=form, candidates=found)
+        member = found[0]
     try:
         registration = events.register_member(db.session, event, member, now=clock.utcnow(), actor=_actor(),
                                               source="staff")
@@ -357,14 +375,29 @@ def _payment_with_key(key: str | None) -> Payment | None:
 # ---------------------------------------------------------------- check-in (the door, on a phone)
 
 
-def render_check_in(event: Event, *, walk_in_form: WalkInForm | None = None, status: int = 200):
+def render_check_in(event: Event, *, walk_in_form: WalkInForm | None = None, status: int = 200,
+                    confirm: EventRegistration | None = None, candidates: list | None = None):
     q = _search_text(request.values.get("q"))
+    people = queries.attendees(db.session, event, q=q)
     return render_template(
-        "staff/events/check_in.html", event=event, q=q,
-        people=queries.attendees(db.session, event, q=q),
+        "staff/events/check_in.html", event=event, q=q, people=people,
         counts=queries.check_in_counts(db.session, event),
         form=walk_in_form or WalkInForm(formdata=None),
+        early=door.early_check_in(event, now=clock.utcnow(), zone=clock.tz()),
+        due=queries.amounts_due(db.session, people), confirm=confirm, candidates=candidates or [],
     ), status
+
+
+def _early_unconfirmed(event: Event) -> bool:
+    """A check-in before the event's day that staff have not confirmed (door.early_check_in)."""
+    return door.early_check_in(event, now=clock.utcnow(), zone=clock.tz()) is not None \
+        and request.form.get("confirm_early") not in ("1", "y")
+
+
+def _still_to_pay(registration: EventRegistration) -> str:
+    due = events.amount_due(db.session, registration)
+    return " " + _("%(amount)s %(currency)s still to pay.", amount=format_minor(due),
+                   currency=registration.currency) if due else ""
 
 
 def _back_to_check_in(event: Event, anchor: str | None = None):
@@ -381,6 +414,8 @@ def event_check_in(event_id: int):
 def check_in(event_id: int, registration_id: int):
     event = get_or_404(Event, event_id)
     registration = _registration_of(event, registration_id)
+    if registration.status != "attended" and _early_unconfirmed(event):
+        return render_check_in(event, confirm=registration)
     try:
         events.check_in(db.session, registration, now=clock.utcnow(), actor=_actor())
         db.session.commit()
@@ -388,7 +423,7 @@ def check_in(event_id: int, registration_id: int):
         db.session.rollback()
         flash(e.message, "error")
         return _back_to_check_in(event, f"r{registration.id}")
-    flash(f"{registration.name} checked in.", "success")
+    flash(f"{registration.name} checked in." + _still_to_pay(registration), "success")
     return _back_to_check_in(event, f"r{registration.id}")
 
 
@@ -415,11 +450,19 @@ def walk_in(event_id: int):
         return render_check_in(event, walk_in_form=form, status=422)
     lookup = (form.lookup.data or "").strip()
     member = None
-    if lookup:
-        member = queries.find_member(db.session, lookup)
-        if member is None:
-            form.lookup.errors = [*form.lookup.errors, "No member has this number or email."]
+    if form.member_id.data:
+        member = _chosen_member(form.member_id.data)
+    elif lookup:
+        found = queries.find_members(db.session, lookup)
+        if not found:
+            form.lookup.errors = [*form.lookup.errors, _("No member has this number, email or name.")]
             return render_check_in(event, walk_in_form=form, status=422)
+        if len(found) > 1:
+            return render_check_in(event, walk_in_form=form, candidates=found)
+        member = found[0]
+    if _early_unconfirmed(event):
+        form.confirm_early.errors = [_("This event is not today: tick the box to check in anyway.")]
+        return render_check_in(event, walk_in_form=form, status=422)
     try:
         if member is not None:
             registration = events.walk_in(db.session, event, now=clock.utcnow(), actor=_actor(), member=member)
@@ -532,3 +575,17 @@ def events_report_csv():
     return Response(body.encode("utf-8"), mimetype="text/csv",
                     headers={"Content-Disposition": f'attachment; filename="{name}"'})
 
+
+
+# ---------------------------------------------------------------- name suggestions
+
+
+@bp.get("/members/lookup.json")
+def member_lookup():
+    """Members matching what staff type in a registration or walk-in field (number, email or
+    name), for the suggestions under it: at most queries.NAME_MATCHES, the number first."""
+    q = _search_text(request.args.get("q"))
+    found = queries.find_members(db.session, q)[:queries.NAME_MATCHES] if len(q) >= 2 else []
+    return {"members": [{"member_number": m.member_number, "name": m.full_name,
+                         "label": " · ".join(p for p in (m.full_name, m.member_number, m.email or "", m.city or "")
+                                             if p)} for m in found]}

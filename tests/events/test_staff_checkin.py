@@ -120,7 +120,7 @@ def test_walk_in_with_bad_input_writes_nothing(staff_client, make_event):
     db.session.commit()
     url = f"/staff/events/{event.id}/walk-in"
     response = staff_client.post(url, data={"lookup": "M404404"})
-    assert response.status_code == 422 and "No member has this number or email." in text_of(response)
+    assert response.status_code == 422 and "No member has this number, email or name." in text_of(response)
     response = staff_client.post(url, data={})
     assert response.status_code == 422 and 'id="lookup-err"' in response.get_data(as_text=True)
     response = staff_client.post(url, data={"name": "No Email"})

@@ -308,7 +308,7 @@ def test_register_a_member_by_number_or_email_and_a_guest(staff_client, paid_eve
 def test_register_unknown_member_or_bad_guest_shows_the_message(staff_client, paid_event):
     url = f"/staff/events/{paid_event.id}"
     response = staff_client.post(f"{url}/register-member", data={"lookup": "M999999"})
-    assert response.status_code == 422 and "No member has this number or email." in text_of(response)
+    assert response.status_code == 422 and "No member has this number, email or name." in text_of(response)
     response = staff_client.post(f"{url}/register-guest", data={"name": "Nobody", "email": "not-an-email"})
     assert response.status_code == 422 and 'id="email-err"' in response.get_data(as_text=True)
     assert count(EventRegistration) == 0

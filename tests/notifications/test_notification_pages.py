@@ -86,7 +86,7 @@ def test_message_page_shows_the_message_as_sent(staff_client, queue, sent):
     body = response.get_data(as_text=True)
     assert response.status_code == 200
     assert row.message_id in html.unescape(body)
-    assert "Message-ID" in body and "From" in body and "Samiti &lt;no-reply@samiti.localhost&gt;" in body
+    assert "Message-ID" in body and "From" in body and "Test Association &lt;no-reply@samiti.localhost&gt;" in body
     assert "<b>&" not in body  # names and the HTML source are escaped, never rendered
     assert "&lt;!doctype html&gt;" in body
     assert "You received this email because you have just joined" in html.unescape(body)

@@ -162,7 +162,7 @@ def test_deliver_sends_each_queued_message_once_and_marks_it_sent(app, queue, se
     assert all(r.sent_at is not None and r.claimed_by is None for r in rows())
     assert sorted(item.recipients[0] for item in sent) == sorted(r.to_address for r in rows())
     first = message_from_bytes(sent[0].message.as_bytes(), policy=default_policy)
-    assert first["From"] == "Samiti <no-reply@samiti.localhost>"
+    assert first["From"] == "Test Association <no-reply@samiti.localhost>"  # the association by default
     assert first["Message-ID"] == rows()[0].message_id
     assert first.get_body(("plain",)).get_content().startswith("Dear Reader")
     assert first.get_body(("html",)) is not None
