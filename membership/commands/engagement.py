@@ -29,7 +29,7 @@ def history_group():
 @click.option("--create-plans", is_flag=True, help="Create plans with unknown codes instead of refusing the rows.")
 @click.option("--dry-run", is_flag=True, help="Check every row and print the report; write nothing.")
 def history_import(directory: Path, create_plans: bool, dry_run: bool):
-    """Import members.csv, memberships.csv and activities.csv from DIRECTORY.
+    """Import members.csv, memberships.csv, activities.csv and outcomes.csv from DIRECTORY.
 
     Prints one line per problem (file, row number as a spreadsheet shows it, column) and a
     summary. Exit status: 0 every row fine, 1 nothing imported, 2 rows with errors left out."""
@@ -59,6 +59,8 @@ def history_import(directory: Path, create_plans: bool, dry_run: bool):
         click.echo(str(issue))
     if report.issue_count > len(report.issues):
         click.echo(f"... and {report.issue_count - len(report.issues):,} more problems")
+    for line in report.table():
+        click.echo(line)
     click.echo(report.summary())
     if report.error_rows:
         sys.exit(EXIT_ROW_ERRORS)
