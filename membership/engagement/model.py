@@ -100,6 +100,12 @@ def _solve(a: list[list[float]], b: list[float]) -> list[float]:
     return x
 
 
+def safe_std(std: float, mean: float) -> float:
+    """A standard deviation to divide by: 1 when the input is (numerically) constant - rounding
+    leaves ~1e-13 for a constant column, and dividing by that blows rounding noise up into weights."""
+    return std if std > 1e-9 * max(1.0, abs(mean)) else 1.0
+
+
 def fit(rows: Iterable[tuple[dict[str, Any], int]], *, l2: float = 1.0, iterations: int = 25) -> dict[str, Any]:
     """Fit a logistic model on [(raw features, label)] (label 1 = did not renew). Returns model
     parameters in the form scoring.probability reads: intercept, weights per input, scaling
@@ -110,7 +116,7 @@ def fit(rows: Iterable[tuple[dict[str, Any], int]], *, l2: float = 1.0, iteratio
         raise ValueError("no training rows")
     d = len(scoring.INPUTS)
     means = [sum(x[j] for x, _ in data) / n for j in range(d)]
-    stds = [math.sqrt(sum((x[j] - means[j]) ** 2 for x, _ in data) / n) or 1.0 for j in range(d)]
+    stds = [safe_std(math.sqrt(sum((x[j] - means[j]) ** 2 for x, _ in data) / n), means[j]) for j in range(d)]
     xs = [[1.0] + [(x[j] - means[j]) / stds[j] for j in range(d)] for x, _ in data]
     ys = [y for _, y in data]
     beta = [0.0] * (d + 1)
@@ -147,8 +153,11 @@ def fit(rows: Iterable[tuple[dict[str, Any], int]], *, l2: float = 1.0, iteratio
 
 
 def baseline_score(features: dict[str, Any]) -> float:
-    """The plain rule to beat: the longer since the last activity, the riskier."""
+    """The plain rule to beat: the longer since the last activity (or since joining, for a member
+    never active), the riskier."""
     days = features.get("days_since_last_activity")
+    if days is None:
+        days = features.get("days_since_joined")
     return 100_000.0 if days is None else float(days)
 
 
@@ -176,7 +185,8 @@ def labelled_terms(session: Session, *, today: date, zone, half_life_days: float
                    limit: int = MAX_TRAINING_TERMS, batch_size: int = 1000) -> list[LabelledTerm]:
     """Past member terms whose outcome is known on `today` (grace over), the latest `limit`, with
     their label and their features as of (end - lead_days), rounded down to the first of the
-    month so that the features come in a few dozen batches, not one per term."""
+    the features are computed per scoring day, in batches (the day is not rounded: a term ending
+    on the 28th is scored lead_days before the 28th)."""
     m = Membership
     candidates = session.execute(
         select(m.id, m.member_id, m.starts_on, m.ends_on, m.grace_days, Member.joined_on)
@@ -190,7 +200,6 @@ def labelled_terms(session: Session, *, today: date, zone, half_life_days: float
         if row.ends_on + timedelta(days=(row.grace_days or 0) + 1) >= today:
             continue  # outcome not known yet
         as_of = row.ends_on - timedelta(days=lead_days)
-        as_of = as_of.replace(day=1)
         if as_of < row.starts_on:
             continue  # too short a term to have been scored that early
         chosen.append((row, as_of))
