@@ -129,6 +129,42 @@ def churn_backtest(as_of, horizon_days: int, model: str, scores_csv: Path | None
         click.echo(f"Scores written to {scores_csv}.")
 
 
+@churn_group.command("fit")
+@click.option("--as-of", "as_of", type=click.DateTime(formats=["%Y-%m-%d"]),
+              help="Fit with only the history whose outcome was known on this day (default: today).")
+@click.option("--lead-days", default=60, show_default=True, type=click.IntRange(0, 3650),
+              help="With renewals: score each past term this many days before its end (when staff can still act).")
+def churn_fit(as_of, lead_days: int):
+    """Fit the churn model on the association's history, back-test it on a time-based hold-out
+    (the latest quarter of scoring days), and make it active only if it beats the default score
+    and the recency rule there. Prints the hold-out measures, with a plain logistic regression on
+    recency, frequency, amount, tenure and plan beside."""
+    from membership.engagement.model import fit_and_choose
+    from membership.engagement.settings import get_settings
+
+    require_schema()
+    day: date = as_of.date() if as_of else local_today()
+    settings = get_settings(db.session)
+    res = fit_and_choose(db.session, today=day, now=utcnow(), zone=tz(), half_life_days=settings.half_life_days,
+                         inactive_days=current_app.config.get("CHURN_INACTIVE_DAYS") or None, lead_days=lead_days)
+    db.session.commit()
+    d = res.definition
+    words = {"terms": "not renewing a term by the end of its grace",
+             "inactivity": f"no activity for {d.get('days')} days",
+             "given": f"the imported outcomes (known {d.get('days')} days after their day)"}[d["kind"]]
+    click.echo(f"Churn: {words}. Cases known on {day.isoformat()}: {res.examples:,}, churned {res.churned:,}.")
+    if res.measures:
+        click.echo(f"Hold-out: learnt from {res.train:,}, tested on the {res.holdout:,} latest.")
+        click.echo(f"{'':34} {'ROC AUC':>8} {'Avg precision':>14}")
+        for name, label in (("fitted", "Samiti fitted model"), ("default", "Samiti default score"),
+                            ("recency rule", "Days since last activity (rule)"),
+                            ("baseline LR", "Logistic regression (RFM+plan)")):
+            mm = res.measures[name]
+            click.echo(f"{label:34} {_num(mm['auc']):>8} {_num(mm['average_precision']):>14}")
+    click.echo(res.message)
+    click.echo(f"Active model: #{res.model.id} ({res.model.kind}).")
+
+
 @churn_group.command("score")
 @click.option("--today", type=click.DateTime(formats=["%Y-%m-%d"]), help="Score as of this day (default: today).")
 def churn_score(today):
@@ -148,7 +184,8 @@ def churn_score(today):
         def step():
             db.session.commit()
             bar.update(1)
-        counts = score_all(db.session, today=day, now=utcnow(), zone=tz(), on_batch=step, refit=True)
+        counts = score_all(db.session, today=day, now=utcnow(), zone=tz(), on_batch=step, refit=True,
+                           inactive_days=current_app.config.get("CHURN_INACTIVE_DAYS") or None)
         db.session.commit()
     click.echo(f"Scored {counts['scored']:,} members as of {day.isoformat()} in {counts['batches']} batches: "
                f"{counts['at_risk']:,} at high risk, {counts['opened']:,} alerts opened, "

@@ -172,6 +172,7 @@ class LabelledTerm:
     scored_on: date
     label: int
     features: dict[str, Any]
+    known_on: date | None = None  # the first day the outcome was known (grace over)
 
 
 def renewed_by_grace(terms: Sequence[Any], term: Any) -> bool:
@@ -231,14 +232,19 @@ def labelled_terms(session: Session, *, today: date, zone, half_life_days: float
                     continue
                 mf = feats[r.member_id]
                 label = 0 if renewed_by_grace(all_terms.get(r.member_id, []), r) else 1
-                out.append(LabelledTerm(r.id, r.member_id, r.ends_on, as_of, label, mf.features))
+                out.append(LabelledTerm(r.id, r.member_id, r.ends_on, as_of, label, mf.features,
+                                        r.ends_on + timedelta(days=(r.grace_days or 0) + 1)))
     out.sort(key=lambda t: (t.ends_on, t.term_id))
     return out
 
 
-def evaluate(model: dict[str, Any], rows: Sequence[LabelledTerm]) -> tuple[float | None, float | None]:
+def predict(features: dict[str, Any], model: dict[str, Any]) -> float:
+    return scoring.score(features, model)[0]
+
+
+def evaluate(model: dict[str, Any], rows: Sequence[Any]) -> tuple[float | None, float | None]:
     y = [r.label for r in rows]
-    p = [scoring.probability(r.features, model)[0] for r in rows]
+    p = [predict(r.features, model) for r in rows]
     return roc_auc(y, p), average_precision(y, p)
 
 
@@ -260,42 +266,124 @@ def active_model(session: Session, *, now: datetime) -> ChurnModel:
     return row or default_model_row(session, now=now)
 
 
-def choose_model(session: Session, *, today: date, now: datetime, zone, half_life_days: float,
-                 min_terms: int = MIN_TERMS, min_lapses: int = MIN_LAPSES) -> ChurnModel:
-    """Fit a model on the association's history when there are at least `min_terms` past terms
-    with `min_lapses` lapses; back-test it on the latest quarter of them (time-based hold-out: it
-    learns from the older terms only), store it with its AUC, average precision and the AUC of the
-    "days since last activity" rule on the same terms, and make it the active model only if it
-    beats the default model there. Otherwise the default stays. Flushes; the caller commits.
-    Returns the active model."""
-    default = default_model_row(session, now=now)
-    rows = labelled_terms(session, today=today, zone=zone, half_life_days=half_life_days)
-    lapses = sum(r.label for r in rows)
-    if len(rows) < min_terms or lapses < min_lapses:
-        return active_model(session, now=now)
-    cut = int(len(rows) * (1 - HOLDOUT_SHARE))
-    train, hold = rows[:cut], rows[cut:]
-    if not any(r.label for r in hold) or all(r.label for r in hold) or not any(r.label for r in train):
-        return active_model(session, now=now)
-    params = fit((r.features, r.label) for r in train)
-    auc, ap = evaluate(params, hold)
-    default_auc, _ = evaluate(DEFAULT_MODEL, hold)
-    y = [r.label for r in hold]
-    baseline = roc_auc(y, [baseline_score(r.features) for r in hold])
-    better = auc is not None and (default_auc is None or auc > default_auc)
-    params = {**params, "holdout_terms": len(hold), "default_auc": default_auc,
-              "trained_until": train[-1].ends_on.isoformat()}
-    row = ChurnModel(kind="fitted", parameters=params, fitted_at=now, training_terms=len(train),
-                     churn_rate=lapses / len(rows), auc=auc, average_precision=ap, baseline_auc=baseline,
-                     is_active=better,
-                     note=(f"Fitted on {len(train):,} past terms, tested on the {len(hold):,} latest: AUC "
-                           f"{auc:.2f} vs {default_auc or 0:.2f} for the default model"
-                           + ("" if better else "; the default model stays active") + "."))
-    if better:
+def definition_of(session: Session, inactive_days: int | None) -> dict[str, Any]:
+    """The churn definition the labels follow: outcomes given by the import when there are any;
+    else "no activity for N days" when CHURN_INACTIVE_DAYS is set; else not renewing a term."""
+    from membership.engagement import fitted
+
+    if fitted.has_given_outcomes(session):
+        return {"kind": "given", "days": inactive_days or 365}
+    if inactive_days:
+        return {"kind": "inactivity", "days": int(inactive_days)}
+    return {"kind": "terms"}
+
+
+def examples_for(session: Session, definition: dict[str, Any], *, today: date, zone, half_life_days: float,
+                 lead_days: int = LEAD_DAYS) -> list[Any]:
+    """Labelled examples (fitted.Example) whose outcome was known on `today`, in time order."""
+    from membership.engagement import fitted
+
+    if definition["kind"] == "given":
+        return fitted.given_examples(session, known_by=today, zone=zone, half_life_days=half_life_days,
+                                     horizon_days=definition["days"])
+    if definition["kind"] == "inactivity":
+        return fitted.inactivity_examples(session, today=today, zone=zone, half_life_days=half_life_days,
+                                          days=definition["days"])
+    terms = labelled_terms(session, today=today, zone=zone, half_life_days=half_life_days, lead_days=lead_days)
+    return [fitted.Example(t.member_id, t.scored_on, t.known_on, t.label, t.features) for t in terms]
+
+
+@dataclass
+class FitResult:
+    """What `churn fit` did: the numbers on the hold-out and the model kept."""
+    definition: dict[str, Any]
+    examples: int
+    churned: int
+    train: int = 0
+    holdout: int = 0
+    measures: dict[str, dict[str, float | None]] | None = None  # name -> {"auc", "average_precision"}
+    kept: bool = False
+    model: ChurnModel | None = None
+    message: str = ""
+
+
+def fit_and_choose(session: Session, *, today: date, now: datetime, zone, half_life_days: float,
+                   inactive_days: int | None = None, lead_days: int = LEAD_DAYS,
+                   min_examples: int = MIN_TERMS, min_churned: int = MIN_LAPSES) -> FitResult:
+    """Fit the churn model on the association's history known on `today` and keep it only when it
+    beats both the default score and the recency rule on a time-based hold-out (the latest
+    quarter of scoring days; it learns only from outcomes known before them). The plain logistic
+    regression on recency, frequency, amount, tenure and plan is fitted on the same split and
+    reported beside. A kept model is refitted on all the examples, stored as a ChurnModel row
+    (parameters: JSON, format fitted.FORMAT, with its hold-out measures) and made active. Flushes;
+    the caller commits."""
+    from membership.engagement import fitted
+
+    default_model_row(session, now=now)
+    definition = definition_of(session, inactive_days)
+    ex = examples_for(session, definition, today=today, zone=zone, half_life_days=half_life_days,
+                      lead_days=lead_days)
+    churned = sum(e.label for e in ex)
+    res = FitResult(definition, len(ex), churned)
+    if len(ex) < min_examples or churned < min_churned or churned == len(ex):
+        res.message = (f"Not enough history to fit: {len(ex):,} labelled cases with {churned:,} churned "
+                       f"(at least {min_examples} with {min_churned} churned, and some who stayed, are needed)")
+        if definition["kind"] == "terms":
+            res.message += ("; an association without renewals can set CHURN_INACTIVE_DAYS (churned = no "
+                            "activity for that many days) or import outcomes.csv")
+        res.model = active_model(session, now=now)
+        return res
+    train, hold = fitted.time_split(ex)
+    res.train, res.holdout = len(train), len(hold)
+    yt, yh = [e.label for e in train], [e.label for e in hold]
+    if not (0 < sum(yt) < len(yt)) or not (0 < sum(yh) < len(yh)):
+        res.message = "The hold-out split has only one outcome: the active model stays."
+        res.model = active_model(session, now=now)
+        return res
+    model = fitted.fit_lr([e.features for e in train], yt)
+    base = fitted.fit_lr([e.features for e in train], yt, baseline=True)
+    scores = {
+        "fitted": [predict(e.features, model) for e in hold],
+        "default": [predict(e.features, DEFAULT_MODEL) for e in hold],
+        "recency rule": [baseline_score(e.features) for e in hold],
+        "baseline LR": [predict(e.features, base) for e in hold],
+    }
+    res.measures = {k: {"auc": roc_auc(yh, v), "average_precision": average_precision(yh, v)}
+                    for k, v in scores.items()}
+    auc = res.measures["fitted"]["auc"] or 0.0
+    res.kept = auc > (res.measures["default"]["auc"] or 0.0) and auc > (res.measures["recency rule"]["auc"] or 0.0)
+    final = fitted.fit_lr([e.features for e in ex], [e.label for e in ex], c=model["C"]) if res.kept else model
+    final = {**final, "definition": definition, "lead_days": lead_days, "trained_until": today.isoformat(),
+             "holdout": {"train": len(train), "test": len(hold),
+                         "first_test_day": hold[0].scored_on.isoformat() if hold else None,
+                         "measures": res.measures},
+             "default_auc": res.measures["default"]["auc"], "baseline_lr_auc": res.measures["baseline LR"]["auc"]}
+    m = res.measures
+    row = ChurnModel(kind="fitted", parameters=final, fitted_at=now, training_terms=len(ex) if res.kept else len(train),
+                     churn_rate=churned / len(ex), auc=m["fitted"]["auc"],
+                     average_precision=m["fitted"]["average_precision"], baseline_auc=m["recency rule"]["auc"],
+                     is_active=res.kept,
+                     note=(f"Fitted on {len(train):,} cases, tested on the {len(hold):,} latest: AUC "
+                           f"{auc:.3f} vs {m['default']['auc'] or 0:.3f} for the default score, "
+                           f"{m['recency rule']['auc'] or 0:.3f} for the recency rule and "
+                           f"{m['baseline LR']['auc'] or 0:.3f} for a plain logistic regression"
+                           + ("; kept and refitted on all cases." if res.kept else "; not better: not kept.")))
+    if res.kept:
         session.execute(ChurnModel.__table__.update().where(ChurnModel.is_active.is_(True)).values(is_active=False))
     session.add(row)
     session.flush()
-    return row if better else active_model(session, now=now)
+    res.model = row if res.kept else active_model(session, now=now)
+    res.message = row.note
+    return res
+
+
+def choose_model(session: Session, *, today: date, now: datetime, zone, half_life_days: float,
+                 inactive_days: int | None = None, lead_days: int = LEAD_DAYS, min_terms: int = MIN_TERMS,
+                 min_lapses: int = MIN_LAPSES) -> ChurnModel:
+    """fit_and_choose, returning the active model."""
+    return fit_and_choose(session, today=today, now=now, zone=zone, half_life_days=half_life_days,
+                          inactive_days=inactive_days, lead_days=lead_days, min_examples=min_terms,
+                          min_churned=min_lapses).model
 
 
 # ---------------------------------------------------------------- back-test

@@ -151,6 +151,18 @@ def probability(features: Mapping[str, Any], model: Mapping[str, Any] = DEFAULT_
     return sigmoid(model["intercept"] + sum(c.values())), c
 
 
+def score(features: Mapping[str, Any], model: Mapping[str, Any] = DEFAULT_MODEL) -> tuple[float, list[dict[str, Any]]]:
+    """(probability of churning, the reasons true of this member) under `model`: the default
+    model's form or a fitted one (engagement.fitted, told by its "format")."""
+    if "format" in model:
+        from membership.engagement import fitted
+
+        p, contribs = fitted.probability(features, model)
+        return p, fitted.reasons(features, contribs, model)
+    p, contribs = probability(features, model)
+    return p, reasons(features, contribs)
+
+
 def risk_band(p: float | None) -> str | None:
     """high >= 0.6, medium >= 0.3, else low (None without a score)."""
     if p is None:
