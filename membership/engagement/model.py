@@ -307,6 +307,33 @@ class FitResult:
     message: str = ""
 
 
+def select_model(ex: Sequence[Any]) -> dict[str, Any] | None:
+    """Fit on the older part of the examples (fitted.time_split), measure on the latest: the
+    fitted model, the default score, the recency rule and the plain RFM+plan logistic regression.
+    "kept": the fitted model beats the default and the rule; "final" is then refitted on all the
+    examples (same penalty), else the hold-out fit. None when a side of the split has one class."""
+    from membership.engagement import fitted
+
+    train, hold = fitted.time_split(ex)
+    yt, yh = [e.label for e in train], [e.label for e in hold]
+    if not (0 < sum(yt) < len(yt)) or not (0 < sum(yh) < len(yh)):
+        return None
+    model = fitted.fit_lr([e.features for e in train], yt)
+    base = fitted.fit_lr([e.features for e in train], yt, baseline=True)
+    scores = {
+        "fitted": [predict(e.features, model) for e in hold],
+        "default": [predict(e.features, DEFAULT_MODEL) for e in hold],
+        "recency rule": [baseline_score(e.features) for e in hold],
+        "baseline LR": [predict(e.features, base) for e in hold],
+    }
+    measures = {k: {"auc": roc_auc(yh, v), "average_precision": average_precision(yh, v)} for k, v in scores.items()}
+    auc = measures["fitted"]["auc"] or 0.0
+    kept = auc > (measures["default"]["auc"] or 0.0) and auc > (measures["recency rule"]["auc"] or 0.0)
+    final = fitted.fit_lr([e.features for e in ex], [e.label for e in ex], c=model["C"]) if kept else model
+    return {"train": train, "hold": hold, "measures": measures, "kept": kept, "final": final, "model": model,
+            "baseline": base}
+
+
 def fit_and_choose(session: Session, *, today: date, now: datetime, zone, half_life_days: float,
                    inactive_days: int | None = None, lead_days: int = LEAD_DAYS,
                    min_examples: int = MIN_TERMS, min_churned: int = MIN_LAPSES) -> FitResult:
@@ -333,26 +360,15 @@ def fit_and_choose(session: Session, *, today: date, now: datetime, zone, half_l
                             "activity for that many days) or import outcomes.csv")
         res.model = active_model(session, now=now)
         return res
-    train, hold = fitted.time_split(ex)
-    res.train, res.holdout = len(train), len(hold)
-    yt, yh = [e.label for e in train], [e.label for e in hold]
-    if not (0 < sum(yt) < len(yt)) or not (0 < sum(yh) < len(yh)):
+    sel = select_model(ex)
+    if sel is None:
         res.message = "The hold-out split has only one outcome: the active model stays."
         res.model = active_model(session, now=now)
         return res
-    model = fitted.fit_lr([e.features for e in train], yt)
-    base = fitted.fit_lr([e.features for e in train], yt, baseline=True)
-    scores = {
-        "fitted": [predict(e.features, model) for e in hold],
-        "default": [predict(e.features, DEFAULT_MODEL) for e in hold],
-        "recency rule": [baseline_score(e.features) for e in hold],
-        "baseline LR": [predict(e.features, base) for e in hold],
-    }
-    res.measures = {k: {"auc": roc_auc(yh, v), "average_precision": average_precision(yh, v)}
-                    for k, v in scores.items()}
+    train, hold = sel["train"], sel["hold"]
+    res.train, res.holdout, res.measures, res.kept = len(train), len(hold), sel["measures"], sel["kept"]
     auc = res.measures["fitted"]["auc"] or 0.0
-    res.kept = auc > (res.measures["default"]["auc"] or 0.0) and auc > (res.measures["recency rule"]["auc"] or 0.0)
-    final = fitted.fit_lr([e.features for e in ex], [e.label for e in ex], c=model["C"]) if res.kept else model
+    final = sel["final"]
     final = {**final, "definition": definition, "lead_days": lead_days, "trained_until": today.isoformat(),
              "holdout": {"train": len(train), "test": len(hold),
                          "first_test_day": hold[0].scored_on.isoformat() if hold else None,
@@ -392,13 +408,17 @@ def choose_model(session: Session, *, today: date, now: datetime, zone, half_lif
 @dataclass
 class BacktestRow:
     member_id: int
-    term_id: int
-    ends_on: date
+    term_id: int | None
+    ends_on: date | None
     churned: int
     risk: float
     risk_band: str | None
     days_since_last_activity: int | None
     reasons: list[dict[str, Any]]
+    features: dict[str, Any] | None = None
+    default_risk: float | None = None
+    baseline_lr: float | None = None
+    rule: float | None = None
 
 
 @dataclass
@@ -407,6 +427,8 @@ class BacktestResult:
     horizon_days: int
     model_note: str
     rows: list[BacktestRow]
+    outcomes: str = "derived from renewals"
+    trained_on: int = 0
 
     @property
     def terms(self) -> int:
@@ -416,28 +438,65 @@ class BacktestResult:
     def churn_rate(self) -> float | None:
         return sum(r.churned for r in self.rows) / len(self.rows) if self.rows else None
 
+    def columns(self) -> dict[str, list[float]]:
+        """The scores side by side: Samiti's, the recency rule's, and (when fitted) the default's
+        and the plain logistic regression's."""
+        out = {"samiti": [r.risk for r in self.rows],
+               "rule": [r.rule if r.rule is not None else
+                        baseline_score({"days_since_last_activity": r.days_since_last_activity}) for r in self.rows]}
+        if self.rows and all(r.default_risk is not None for r in self.rows):
+            out["default"] = [r.default_risk for r in self.rows]
+        if self.rows and all(r.baseline_lr is not None for r in self.rows):
+            out["baseline_lr"] = [r.baseline_lr for r in self.rows]
+        return out
+
     def measures(self) -> dict[str, float | None]:
         y = [r.churned for r in self.rows]
-        risk = [r.risk for r in self.rows]
-        base = [baseline_score({"days_since_last_activity": r.days_since_last_activity}) for r in self.rows]
-        return {"auc": roc_auc(y, risk), "average_precision": average_precision(y, risk),
-                "baseline_auc": roc_auc(y, base), "baseline_average_precision": average_precision(y, base)}
+        cols = self.columns()
+        out = {"auc": roc_auc(y, cols["samiti"]), "average_precision": average_precision(y, cols["samiti"]),
+               "baseline_auc": roc_auc(y, cols["rule"]), "baseline_average_precision": average_precision(y, cols["rule"])}
+        for k in ("default", "baseline_lr"):
+            if k in cols:
+                out[f"{k}_auc"], out[f"{k}_average_precision"] = roc_auc(y, cols[k]), average_precision(y, cols[k])
+        return out
 
 
-def backtest(session: Session, *, as_of: date, horizon_days: int, zone, half_life_days: float,
-             model: str = "auto", batch_size: int = 1000) -> BacktestResult:
-    """Score, as of `as_of` and with only what was known then, every member term that ends in the
-    `horizon_days` days after it, and compare with what happened: churned = no next term started
-    by the end of the grace period. `model`: "default", or "auto" (a model fitted on the history
-    whose outcome was known on `as_of`, when there is enough of it, else the default). Reads only."""
+def calibration(y: Sequence[int], p: Sequence[float], groups: int = 10) -> list[tuple[int, float, float]]:
+    """By tenth of the score (lowest first): (cases, mean score, actual churn rate)."""
+    order = sorted(range(len(y)), key=lambda i: (p[i], i))
+    out = []
+    n = len(order)
+    for g in range(groups):
+        idx = order[g * n // groups:(g + 1) * n // groups]
+        if idx:
+            out.append((len(idx), sum(p[i] for i in idx) / len(idx), sum(y[i] for i in idx) / len(idx)))
+    return out
+
+
+def _population(session: Session, definition: dict[str, Any], *, as_of: date, horizon_days: int, zone,
+                outcomes: str) -> tuple[list[tuple[int, date | None, int | None, date | None, int]], str]:
+    """The cases to judge: [(member_id, joined_on, term_id, ends_on, churned)] and how the outcomes
+    were found."""
+    from membership.engagement import fitted
+    from membership.engagement.models import ChurnOutcome
+
+    if outcomes in ("auto", "given"):
+        given = session.execute(select(ChurnOutcome.member_id, Member.joined_on, ChurnOutcome.churned)
+                                .join(Member, Member.id == ChurnOutcome.member_id)
+                                .where(ChurnOutcome.as_of == as_of, Member.erased_at.is_(None))
+                                .order_by(ChurnOutcome.member_id)).all()
+        if given or outcomes == "given":
+            return [(mid, j, None, None, int(c)) for mid, j, c in given], "given (outcomes.csv)"
+    if definition["kind"] in ("inactivity", "given"):
+        days = definition["days"]
+        alive = fitted.alive_members(session, day=as_of, zone=zone, days=days)
+        ids = sorted(alive)
+        from membership.engagement.features import day_end
+        later = fitted.active_between(session, ids, start=day_end(as_of, zone),
+                                      end=day_end(as_of + timedelta(days=days), zone))
+        return ([(mid, alive[mid], None, None, 0 if mid in later else 1) for mid in ids],
+                f"derived: no activity in the {days} days after")
     m = Membership
-    params, note = DEFAULT_MODEL, "the default model"
-    if model == "auto":
-        rows = labelled_terms(session, today=as_of, zone=zone, half_life_days=half_life_days)
-        lapses = sum(r.label for r in rows)
-        if len(rows) >= MIN_TERMS and lapses >= MIN_LAPSES and lapses < len(rows):
-            params = fit((r.features, r.label) for r in rows)
-            note = f"a model fitted on {len(rows):,} terms whose outcome was known on {as_of}"
     end = as_of + timedelta(days=horizon_days)
     terms = session.execute(
         select(m.id, m.member_id, m.starts_on, m.ends_on, m.grace_days, m.paid_on, Member.joined_on)
@@ -445,31 +504,73 @@ def backtest(session: Session, *, as_of: date, horizon_days: int, zone, half_lif
         .where(m.ends_on > as_of, m.ends_on <= end, m.cancelled_on.is_(None), m.awaiting_payment.is_(False),
                m.starts_on <= as_of, Member.erased_at.is_(None))
         .order_by(m.member_id, m.ends_on)).all()
-    # one term per member (the first ending), and only terms known on as_of
     chosen: dict[int, Any] = {}
-    for t in terms:
+    for t in terms:  # one term per member (the first ending), and only terms known on as_of
         if t.paid_on is not None and t.paid_on > as_of:
             continue
         chosen.setdefault(t.member_id, t)
-    out: list[BacktestRow] = []
     items = list(chosen.values())
-    for i in range(0, len(items), batch_size):
-        chunk = items[i:i + batch_size]
-        ids = [t.member_id for t in chunk]
-        feats = compute_features(session, [(t.member_id, t.joined_on) for t in chunk], day=as_of, zone=zone,
-                                 half_life_days=half_life_days, target_terms={t.member_id: t.id for t in chunk})
-        all_terms: dict[int, list[Any]] = {}
+    ids = [t.member_id for t in items]
+    all_terms: dict[int, list[Any]] = {}
+    for i in range(0, len(ids), 900):
         for row in session.execute(select(m.id, m.member_id, m.starts_on, m.ends_on, m.grace_days,
-                                          m.awaiting_payment, m.cancelled_on).where(m.member_id.in_(ids))):
+                                          m.awaiting_payment, m.cancelled_on).where(m.member_id.in_(ids[i:i + 900]))):
             all_terms.setdefault(row.member_id, []).append(row)
-        for t in chunk:
-            mf = feats[t.member_id]
-            churned = 0 if renewed_by_grace(all_terms.get(t.member_id, []), t) else 1
-            if mf.renewed:
-                p, why = 0.0, []
+    return ([(t.member_id, t.joined_on, t.id, t.ends_on,
+              0 if renewed_by_grace(all_terms.get(t.member_id, []), t) else 1) for t in items],
+            f"derived: renewed by the end of the grace period (terms ending in the {horizon_days} days after)")
+
+
+def backtest(session: Session, *, as_of: date, horizon_days: int, zone, half_life_days: float,
+             model: str = "auto", batch_size: int = 1000, inactive_days: int | None = None,
+             outcomes: str = "auto") -> BacktestResult:
+    """Score, as of `as_of` and with only what was known then, the cases whose outcome is judged,
+    and compare with what happened. Cases and outcomes: the outcomes imported for that day
+    (outcomes.csv, `outcomes` "auto" or "given"); else derived - members not churned yet on the day
+    with churned = no activity in the N days after (CHURN_INACTIVE_DAYS), or every member term
+    ending in the `horizon_days` after, churned = no next term by the end of its grace.
+    `model`: "default", or "auto" - what Samiti would have used that day: a model fitted on the
+    history known on `as_of` (same rules as `churn fit`: kept only when it beat the default and the
+    recency rule on its own hold-out), else the default; a plain logistic regression on recency,
+    frequency, amount, tenure and plan, fitted on the same history, is scored beside. Reads only."""
+    from membership.engagement import fitted
+
+    definition = definition_of(session, inactive_days)
+    params, note, base, trained = DEFAULT_MODEL, "the default model", None, 0
+    if model == "auto":
+        ex = examples_for(session, definition, today=as_of, zone=zone, half_life_days=half_life_days)
+        churned = sum(e.label for e in ex)
+        if len(ex) >= MIN_TERMS and churned >= MIN_LAPSES and churned < len(ex):
+            sel = select_model(ex)
+            if sel is not None:
+                trained = len(ex)
+                base = fitted.fit_lr([e.features for e in ex], [e.label for e in ex], baseline=True)
+                if sel["kept"]:
+                    params = sel["final"]
+                    note = (f"a model fitted on {len(ex):,} cases whose outcome was known on {as_of} "
+                            f"(hold-out AUC {sel['measures']['fitted']['auc']:.3f})")
+                else:
+                    note = (f"the default model (the model fitted on {len(ex):,} cases did not beat it and the "
+                            f"recency rule on its hold-out)")
+    cases, how = _population(session, definition, as_of=as_of, horizon_days=horizon_days, zone=zone,
+                             outcomes=outcomes)
+    out: list[BacktestRow] = []
+    for i in range(0, len(cases), batch_size):
+        chunk = cases[i:i + batch_size]
+        targets = {c[0]: c[2] for c in chunk if c[2] is not None}
+        feats = compute_features(session, [(c[0], c[1]) for c in chunk], day=as_of, zone=zone,
+                                 half_life_days=half_life_days, target_terms=targets or None)
+        for mid, _, term_id, ends_on, churned in chunk:
+            mf = feats[mid]
+            f = mf.features
+            if mf.renewed and term_id is not None:
+                p, why, d, b = 0.0, [], 0.0, 0.0
             else:
-                p, contribs = scoring.probability(mf.features, params)
-                why = scoring.reasons(mf.features, contribs)
-            out.append(BacktestRow(t.member_id, t.id, t.ends_on, churned, p, scoring.risk_band(p),
-                                   mf.features["days_since_last_activity"], why))
-    return BacktestResult(as_of, horizon_days, note, out)
+                p, why = scoring.score(f, params)
+                d = predict(f, DEFAULT_MODEL)
+                b = predict(f, base) if base is not None else None
+            out.append(BacktestRow(mid, term_id, ends_on, churned, p, scoring.risk_band(p),
+                                   f["days_since_last_activity"], why, f,
+                                   default_risk=d if params is not DEFAULT_MODEL else None,
+                                   baseline_lr=b, rule=baseline_score(f)))
+    return BacktestResult(as_of, horizon_days, note, out, outcomes=how, trained_on=trained)

@@ -100,3 +100,56 @@ def test_churn_fit_command(history, runner, app):
                   "Logistic regression (RFM+plan)"):
         assert label in result.output
     assert "kept and refitted on all cases" in result.output
+
+
+def _line(output: str, label: str) -> tuple[float, float]:
+    import re
+    m = re.search(re.escape(label) + r"\s+([\d.]+)\s+([\d.]+)", output)
+    assert m, output
+    return float(m.group(1)), float(m.group(2))
+
+
+def test_backtest_any_day_with_derived_outcomes_side_by_side(history, runner, app, tmp_path):
+    app.config["CHURN_INACTIVE_DAYS"] = 180
+    out = tmp_path / "scores.csv"
+    result = runner.invoke(args=["churn", "backtest", "--as-of", "2025-11-17", "--scores-csv", str(out)])
+    assert result.exit_code == 0, result.output
+    text = result.output
+    assert "outcomes derived: no activity in the 180 days after" in text
+    samiti = _line(text, "Samiti churn risk")
+    rule = _line(text, "Days since last activity (rule)")
+    lr = _line(text, "Logistic regression (RFM+plan)")
+    assert "a model fitted on" in text, text
+    assert samiti[0] > rule[0] and samiti[0] > lr[0], text
+    # the calibration table: ten tenths whose cases add up, churn rising from the lowest tenth to the highest
+    lines = text.split("Calibration by tenth")[1].splitlines()[2:12]
+    assert len(lines) == 10
+    cells = [ln.split() for ln in lines]
+    terms = int(text.split("Terms: ")[1].split()[0].replace(",", ""))
+    assert sum(int(c[1].replace(",", "")) for c in cells) == terms
+    assert float(cells[-1][3].rstrip("%")) > float(cells[0][3].rstrip("%"))
+    import csv
+    with out.open() as fh:
+        rows = list(csv.DictReader(fh))
+    assert len(rows) == terms and all(r["baseline_lr_risk"] for r in rows)
+
+
+def test_backtest_with_given_outcomes(app, runner, make_member):
+    from membership.core.models import Activity
+    from membership.engagement.models import ChurnOutcome
+
+    day = date(2025, 6, 1)
+    for i in range(30):
+        m = make_member(joined_on=date(2024, 1, 1))
+        last = day - timedelta(days=5 if i % 2 else 200)
+        db.session.add(Activity(member_id=m.id, kind="logged_in",
+                                occurred_at=datetime(last.year, last.month, last.day, 6, tzinfo=timezone.utc)))
+        db.session.add(ChurnOutcome(member_id=m.id, as_of=day, churned=not (i % 2), created_at=NOW))
+    db.session.commit()
+    result = runner.invoke(args=["churn", "backtest", "--as-of", day.isoformat(), "--model", "default"])
+    assert result.exit_code == 0, result.output
+    assert "outcomes given (outcomes.csv)" in result.output and "Terms: 30" in result.output
+    assert _line(result.output, "Days since last activity (rule)")[0] == 1.0
+    derived = runner.invoke(args=["churn", "backtest", "--as-of", day.isoformat(), "--model", "default",
+                                  "--outcomes", "derived"])
+    assert "outcomes derived" in derived.output
