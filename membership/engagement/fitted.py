@@ -363,14 +363,14 @@ class Example:
 
 
 def inactivity_examples(session: Session, *, today: date, zone, half_life_days: float, days: int,
-                        limit: int = MAX_EXAMPLES, snapshots: int = 6, batch_size: int = 1000,
+                        limit: int = MAX_EXAMPLES, snapshots: int = 12, batch_size: int = 1000,
                         seed: int = 10) -> list[Example]:
     """Labelled examples for the "no activity in `days` days" definition: on each of `snapshots`
     scoring days (the latest one `days` before `today`, so its outcome is known, then every
-    max(30, days // 3) days before), every member still active by the definition (some activity in
+    min(30, days // 3) days before, at least 14), every member still active by the definition (some activity in
     the `days` before, or joined then) is scored, labelled 1 when no activity followed in the next
     `days` days. At most `limit` examples (a fixed random sample per scoring day)."""
-    step = max(30, days // 3)
+    step = max(14, min(30, days // 3))
     rng = random.Random(seed)
     out: list[Example] = []
     per_day = max(1, limit // snapshots)
