@@ -116,7 +116,9 @@ def inputs(f: Mapping[str, Any]) -> dict[str, float]:
         "previous_lapses": float(min(f.get("previous_lapses") or 0, 5)),
         "late_renewals": float(min(f.get("late_renewals") or 0, 5)),
         "log_events_365d": _log(f.get("events_attended_365d")),
-        "log_days_since_event": _log(tenure_days if event_age is None else event_age),
+        # never attended: as if two years ago (a constant, so an association without events
+        # gets no weight on it - not a copy of the tenure)
+        "log_days_since_event": _log(730 if event_age is None else min(event_age, 730)),
         "emails_opened_ratio": 0.5 if ratio is None else float(ratio),
         "log_clicks_365d": _log(f.get("clicks_365d")),
     }
@@ -212,7 +214,7 @@ def reason_text(name: str, f: Mapping[str, Any], below_mean: bool) -> str | None
         if not below_mean:
             return None
         amount = f.get("amount_365d" if name == "log_amount_365d" else "amount_total") or 0
-        when = "in the last year" if name == "log_amount_365d" else "in all"
+        when = "in the last year" if name == "log_amount_365d" else "in all their history"
         return f"paid nothing {when}" if amount == 0 else f"paid only {_money(amount)} {when}"
     if name == "log_amount_prev_365d":
         return None
