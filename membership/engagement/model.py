@@ -540,9 +540,15 @@ def backtest(session: Session, *, as_of: date, horizon_days: int, zone, half_lif
     if model == "auto":
         ex = examples_for(session, definition, today=as_of, zone=zone, half_life_days=half_life_days)
         churned = sum(e.label for e in ex)
-        if len(ex) >= MIN_TERMS and churned >= MIN_LAPSES and churned < len(ex):
+        if not (len(ex) >= MIN_TERMS and churned >= MIN_LAPSES and churned < len(ex)):
+            note = (f"the default model (too little history known on {as_of} to fit: {len(ex):,} cases, "
+                    f"{churned:,} churned)")
+        else:
             sel = select_model(ex)
-            if sel is not None:
+            if sel is None:
+                note = (f"the default model (the {len(ex):,} cases known on {as_of} leave a time-based hold-out "
+                        f"with one outcome only)")
+            else:
                 trained = len(ex)
                 base = fitted.fit_lr([e.features for e in ex], [e.label for e in ex], baseline=True)
                 if sel["kept"]:
