@@ -546,8 +546,8 @@ def backtest(session: Session, *, as_of: date, horizon_days: int, zone, half_lif
         else:
             sel = select_model(ex)
             if sel is None:
-                note = (f"the default model (the {len(ex):,} cases known on {as_of} leave a time-based hold-out "
-                        f"with one outcome only)")
+                note = (f"the default model (of the {len(ex):,} cases known on {as_of}, too few had their outcome "
+                        f"known before the latest quarter of scoring days to learn from honestly)")
             else:
                 trained = len(ex)
                 base = fitted.fit_lr([e.features for e in ex], [e.label for e in ex], baseline=True)
