@@ -419,9 +419,25 @@ def import_history(session: Session, directory: Path, *, create_plans: bool, dry
             for i in range(0, len(keys), 900):
                 existing.update(session.scalars(select(Activity.dedupe_key)
                                                 .where(Activity.dedupe_key.in_(keys[i:i + 900]))))
+            # rows imported before keys were stored: each one matches one row of the file with the
+            # same member, kind and moment (a re-run of an old import does not double them)
+            legacy: dict[tuple[int, str, datetime], int] = {}
+            ids = sorted({row["member_id"] for row in rows})
+            a = Activity.__table__
+            for i in range(0, len(ids), 900):
+                for mid, kind, at in session.execute(
+                        select(a.c.member_id, a.c.kind, Activity.occurred_at)
+                        .where(a.c.member_id.in_(ids[i:i + 900]), a.c.source_type == "import",
+                               a.c.dedupe_key.is_(None))):
+                    legacy[(mid, kind, at)] = legacy.get((mid, kind, at), 0) + 1
             fresh, seen_keys = [], set()
             for row in rows:
                 if row["dedupe_key"] in existing or row["dedupe_key"] in seen_keys:
+                    report.activities_skipped += 1
+                    continue
+                old = (row["member_id"], row["kind"], row["occurred_at"])
+                if legacy.get(old):
+                    legacy[old] -= 1
                     report.activities_skipped += 1
                     continue
                 seen_keys.add(row["dedupe_key"])

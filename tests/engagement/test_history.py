@@ -193,3 +193,21 @@ def test_outcomes_are_imported_corrected_and_checked(app, runner, make_plan, tmp
     assert again.exit_code == 0, again.output
     assert re.search(r"outcomes\.csv\s+2\s+1\s+1\s+0", again.output), again.output
     assert not any(o.churned for o in db.session.scalars(select(ChurnOutcome)))
+
+
+def test_a_rerun_over_rows_imported_before_keys_were_stored_does_not_double_them(app, runner, make_plan, tmp_path):
+
+    make_plan(code="STD")
+    make_plan(code="STU")
+    db.session.commit()
+    activities = "external_id,occurred_at,kind,amount,detail\nA1,2023-03-01,payment,100,\nA1,2023-03-01,payment,100,\n"
+    d = write(tmp_path, activities=activities)
+    assert runner.invoke(args=["history", "import", str(d)]).exit_code == 0
+    # as the old import left them: no key
+    db.session.execute(Activity.__table__.update().values(dedupe_key=None))
+    db.session.execute(Activity.__table__.delete().where(Activity.id == db.session.scalar(select(func.max(Activity.id)))))
+    db.session.commit()
+    assert count(Activity) == 1
+    again = runner.invoke(args=["history", "import", str(d)])
+    assert re.search(r"activities\.csv\s+2\s+1\s+1\s+0", again.output), again.output
+    assert count(Activity) == 2
