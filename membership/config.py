@@ -43,6 +43,8 @@ _ENV = {
     # How far back a missed reminder is still sent (a scheduler down for a week catches up).
     "REMINDER_CATCH_UP_DAYS": ("REMINDER_CATCH_UP_DAYS", 7, int),
     "SCHEDULER_KEEP_RUNS_DAYS": ("SCHEDULER_KEEP_RUNS_DAYS", 60, int),
+    # Churn for associations without terms: a member has churned after this many days without activity (0: churn means not renewing a term).
+    "CHURN_INACTIVE_DAYS": ("CHURN_INACTIVE_DAYS", 0, int),
     # Rate limits (Flask-Limiter syntax) on the public join form and on emailed-link requests.
     "LOGIN_LIMIT_PER_ADDRESS": ("LOGIN_LIMIT_PER_ADDRESS", "20 per 10 minutes", str),
     "LOGIN_LIMIT_PER_ACCOUNT": ("LOGIN_LIMIT_PER_ACCOUNT", "5 per 10 minutes", str),

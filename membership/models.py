@@ -10,3 +10,4 @@ from membership.privacy.models import ClosureRequest  # noqa: F401
 from membership.events.models import Event, EventFeedback, EventRegistration  # noqa: F401
 from membership.engagement.models import ChurnModel, CurrentScore, MemberScore, RiskAlert, Segment, Setting  # noqa: F401
 from membership.ops.models import SchedulerHeartbeat  # noqa: F401
+from membership.engagement.models import ChurnOutcome  # noqa: F401

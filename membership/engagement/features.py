@@ -73,8 +73,11 @@ def activity_family(session: Session, ids: list[int], *, end: datetime, half_lif
     latest moment - one grouped query. The age is computed once per activity (a materialised CTE:
     otherwise the database evaluates the date arithmetic in each of the six aggregates)."""
     a = Activity.__table__
+    # amounts: the amount of payments (the app's and imported ones), read from the JSON detail of
+    # those rows only
+    amount = case((a.c.kind == "payment", Activity.detail["amount_minor"].as_float()), else_=None)
     rows = (select(a.c.member_id, a.c.kind, Activity.occurred_at.label("occurred_at"),
-                   _age_days(session, end).label("age"))
+                   _age_days(session, end).label("age"), amount.label("amount"))
             .where(a.c.member_id.in_(ids), Activity.occurred_at < end)
             .cte("known_activity").prefix_with("MATERIALIZED"))
     age = rows.c.age
@@ -84,7 +87,14 @@ def activity_family(session: Session, ids: list[int], *, end: datetime, half_lif
                    func.sum(case((and_(age >= 90, age < 180), 1), else_=0)),
                    func.sum(case((age < 365, 1), else_=0)),
                    func.min(age),
-                   func.max(rows.c.occurred_at))
+                   func.max(rows.c.occurred_at),
+                   func.sum(case((age < 30, 1), else_=0)),
+                   func.sum(case((and_(age >= 365, age < 730), 1), else_=0)),
+                   func.count(),
+                   func.max(age),
+                   func.sum(case((age < 365, rows.c.amount), else_=0)),
+                   func.sum(case((and_(age >= 365, age < 730), rows.c.amount), else_=0)),
+                   func.sum(rows.c.amount))
             .group_by(rows.c.member_id, rows.c.kind))
     return session.execute(stmt).all()
 
@@ -174,11 +184,19 @@ def compute_features(session: Session, members: Iterable[tuple[int, date | None]
     for mid, joined_on in members:
         decayed: dict[str, float] = {}
         a90 = prev90 = a365 = events365 = clicks365 = 0
+        a30 = prev365 = total = payments = 0
+        amount365 = amount_prev365 = amount_total = 0.0
+        first_age: float | None = None
         last_age: float | None = None
         event_age: float | None = None
         last_at: datetime | None = None
-        for _, kind, dec, n90, n90_180, n365, min_age, max_at in acts.get(mid, ()):
+        for (_, kind, dec, n90, n90_180, n365, min_age, max_at, n30, n365_730, n_all, max_age, amt365,
+             amt_prev, amt_all) in acts.get(mid, ()):
             decayed[kind] = float(dec or 0.0)
+            if kind == "payment":
+                payments = int(n_all)
+                amount365, amount_prev365, amount_total = (float(amt365 or 0) / 100, float(amt_prev or 0) / 100,
+                                                           float(amt_all or 0) / 100)
             if kind == "event_attended":
                 events365 = int(n365)
                 event_age = float(min_age)
@@ -189,6 +207,11 @@ def compute_features(session: Session, members: Iterable[tuple[int, date | None]
             a90 += int(n90)
             prev90 += int(n90_180)
             a365 += int(n365)
+            a30 += int(n30)
+            prev365 += int(n365_730)
+            total += int(n_all)
+            if first_age is None or max_age > first_age:
+                first_age = float(max_age)
             if last_age is None or min_age < last_age:
                 last_age = float(min_age)
             if max_at is not None and (last_at is None or max_at > last_at):
@@ -218,7 +241,14 @@ def compute_features(session: Session, members: Iterable[tuple[int, date | None]
             "tenure_years": round(tenure, 2),
             "previous_lapses": lapses, "late_renewals": late,
             "days_to_end": (current.ends_on - day).days if current is not None else None,
-            "plan": current.plan_code if current is not None else None,
+            "plan": current.plan_code if current is not None else (snapshots[-1].plan_code if snapshots else None),
+            # issue 10: frequency over more windows and the whole history, amounts, the first activity
+            "activities_30d": a30, "activities_prev_365d": prev365, "activities_total": total,
+            "days_since_first_activity": None if first_age is None else int(first_age),
+            "days_since_joined": (day - joined_on).days if joined_on else None,
+            "payments_total": payments, "amount_365d": round(amount365, 2),
+            "amount_prev_365d": round(amount_prev365, 2), "amount_total": round(amount_total, 2),
+            "has_term": current is not None,
         }
         out[mid] = MemberFeatures(mid, features, decayed, last_at, current, renewed)
     return out

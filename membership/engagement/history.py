@@ -3,11 +3,17 @@ that the churn score can be fitted and back-tested on real data.
 
     members.csv      external_id, first_name, last_name, email (may be empty), joined_on
     memberships.csv  external_id, plan_code, starts_on, ends_on, paid_on, amount
-    activities.csv   external_id, occurred_at, kind, amount, detail
+    activities.csv   external_id, occurred_at, kind, amount, detail [, activity_id]
+    outcomes.csv     external_id, churned (1/0, yes/no, true/false), as_of   (optional)
 
 Members are matched by external_id (missing ones are created, existing ones are left as they
-are). Terms are keyed by (member, starts_on) and imported activities by (member, kind, moment):
-rows already there are skipped, so the import can be re-run after fixing the rows it refused. Every bad row is reported
+are). Terms are keyed by (member, starts_on). Activities lose nothing: with an `activity_id`
+column, it is the key (per member); without one, the whole row is (member, moment, kind, amount,
+detail) and identical rows in one file are all kept - the second identical row is the second
+occurrence, not a duplicate (two same-day purchases of the same amount are two purchases). The
+key is stored in Activity.dedupe_key, so a re-run skips exactly the rows already imported.
+Outcomes are keyed by (member, as_of); a changed outcome replaces the stored one.
+Rows already there are skipped, so the import can be re-run after fixing the rows it refused. Every bad row is reported
 with its file, row number (the header is row 1) and column, and left out; the good rows are
 imported. Unknown plan codes are errors unless `create_plans` (a free rolling one-year plan with
 30 days' grace, inactive, named after its code). Inserts go in batches (bounded memory); the
@@ -16,6 +22,7 @@ caller commits (or rolls back for a dry run).
 from __future__ import annotations
 
 import csv
+import hashlib
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from decimal import Decimal, InvalidOperation
@@ -29,21 +36,24 @@ from sqlalchemy.orm import Session
 from membership.core.errors import DomainError
 from membership.core.services import ACTIVITY_KINDS
 from membership.core.models import Activity
+from membership.engagement.models import ChurnOutcome
 from membership.members.models import Member
 from membership.members.services import create_member, validate_member
 from membership.plans.models import Membership, Plan
 from membership.plans.status import holder_status, status_on
 
-FILES = ("members.csv", "memberships.csv", "activities.csv")
+FILES = ("members.csv", "memberships.csv", "activities.csv", "outcomes.csv")
 COLUMNS = {
     "members.csv": ("external_id", "first_name", "last_name", "email", "joined_on"),
     "memberships.csv": ("external_id", "plan_code", "starts_on", "ends_on", "paid_on", "amount"),
-    "activities.csv": ("external_id", "occurred_at", "kind", "amount", "detail"),
+    "activities.csv": ("external_id", "occurred_at", "kind", "amount", "detail", "activity_id"),
+    "outcomes.csv": ("external_id", "churned", "as_of"),
 }
 REQUIRED = {
     "members.csv": ("external_id", "first_name", "joined_on"),
     "memberships.csv": ("external_id", "plan_code", "starts_on"),
     "activities.csv": ("external_id", "occurred_at", "kind"),
+    "outcomes.csv": ("external_id", "churned", "as_of"),
 }
 BATCH = 1000
 MAX_ISSUES = 5000
@@ -73,6 +83,10 @@ class HistoryReport:
     terms_skipped: int = 0
     activities: int = 0
     activities_skipped: int = 0
+    outcomes: int = 0
+    outcomes_skipped: int = 0
+    read: dict[str, int] = field(default_factory=lambda: {f: 0 for f in FILES})
+    refused: dict[str, int] = field(default_factory=lambda: {f: 0 for f in FILES})
     plans_created: list[str] = field(default_factory=list)
     error_rows: int = 0
     issues: list[HistoryIssue] = field(default_factory=list)
@@ -87,12 +101,28 @@ class HistoryReport:
         verb = "Would import" if self.dry_run else "Imported"
         text = (f"{verb}: {self.members_created:,} new members ({self.members_matched:,} already there), "
                 f"{self.terms:,} terms ({self.terms_skipped:,} already there), {self.activities:,} activities ({self.activities_skipped:,} already there)")
+        if self.read["outcomes.csv"]:
+            text += f", {self.outcomes:,} outcomes ({self.outcomes_skipped:,} already there)"
         if self.plans_created:
             text += f"; {'would create' if self.dry_run else 'created'} plans {', '.join(self.plans_created)}"
         text += "."
         if self.error_rows:
             text += f" {self.error_rows:,} rows with errors were left out."
         return text
+
+    def table(self) -> list[str]:
+        """Per file: rows read, imported, skipped as already there, refused (read = the sum)."""
+        done = {"members.csv": (self.members_created, self.members_matched),
+                "memberships.csv": (self.terms, self.terms_skipped),
+                "activities.csv": (self.activities, self.activities_skipped),
+                "outcomes.csv": (self.outcomes, self.outcomes_skipped)}
+        lines = [f"{'file':16} {'read':>10} {'imported':>10} {'already there':>14} {'refused':>8}"]
+        for name in FILES:
+            if not self.read[name]:
+                continue
+            imported, skipped = done[name]
+            lines.append(f"{name:16} {self.read[name]:>10,} {imported:>10,} {skipped:>14,} {self.refused[name]:>8,}")
+        return lines
 
 
 class _RowError(Exception):
@@ -171,6 +201,29 @@ def _amount(row: dict[str, str], column: str) -> int | None:
     return int((amount * 100).to_integral_value())
 
 
+def _flag(row: dict[str, str], column: str) -> bool:
+    value = row.get(column, "").lower()
+    if value in ("1", "yes", "true", "y", "churned"):
+        return True
+    if value in ("0", "no", "false", "n", "renewed", "stayed"):
+        return False
+    raise _RowError(column, f"{value!r} is not 1 or 0 (yes/no, true/false)" if value else "is required")
+
+
+def activity_key(external_id: str, activity_id: str, kind: str, moment: datetime, amount: int | None, note: str,
+                 occurrences: dict[str, int]) -> str:
+    """The dedupe key of an imported activity: its activity_id (per member) when given, else the
+    whole row plus its occurrence number in the file (the first identical row is #1, the next #2),
+    so identical rows are all kept and a re-run of the same file matches each one to itself."""
+    if activity_id:
+        raw = f"id|{external_id}|{activity_id}"
+    else:
+        row = f"row|{external_id}|{moment.isoformat()}|{kind}|{'' if amount is None else amount}|{note}"
+        occurrences[row] = occurrences.get(row, 0) + 1
+        raw = f"{row}|{occurrences[row]}"
+    return "import:" + hashlib.sha256(raw.encode("utf-8")).hexdigest()[:40]
+
+
 def import_history(session: Session, directory: Path, *, create_plans: bool, dry_run: bool, today: date,
                    now: datetime, zone: ZoneInfo, currency: str, region: str,
                    progress: Callable[[int], None] | None = None) -> HistoryReport:
@@ -185,6 +238,8 @@ def import_history(session: Session, directory: Path, *, create_plans: bool, dry
 
     def problem(file: str, n: int, column: str, message: str) -> None:
         report.add(HistoryIssue(file, n, column, message))
+        if (file, n) not in bad_rows:
+            report.refused[file] += 1
         bad_rows.add((file, n))
 
     ext_ids: dict[str, int] = {}  # external_id -> member id, for the members this import touches
@@ -229,6 +284,7 @@ def import_history(session: Session, directory: Path, *, create_plans: bool, dry
             batch.clear()
 
         for n, r in _rows(path):
+            report.read["members.csv"] += 1
             ext = r.get("external_id", "")
             if not ext:
                 problem("members.csv", n, "external_id", "is required")
@@ -311,6 +367,7 @@ def import_history(session: Session, directory: Path, *, create_plans: bool, dry
             batch.clear()
 
         for n, r in _rows(path):
+            report.read["memberships.csv"] += 1
             if not r.get("external_id"):
                 problem("memberships.csv", n, "external_id", "is required")
                 continue
@@ -325,18 +382,10 @@ def import_history(session: Session, directory: Path, *, create_plans: bool, dry
     path = directory / "activities.csv"
     if path.exists():
         batch = []
+        occurrences: dict[str, int] = {}  # whole-row key -> how many times the file had it so far
 
         def flush_activities() -> None:
             lookup({r["external_id"] for _, r in batch})
-            ids = {ext_ids[r["external_id"]] for _, r in batch if r["external_id"] in ext_ids}
-            # activities already there (a re-run after fixing rows) are not added twice
-            existing = set()
-            a = Activity.__table__
-            for i in range(0, len(ids), 900):
-                chunk = sorted(ids)[i:i + 900]
-                existing.update((mid, kind, at) for mid, kind, at in session.execute(
-                    select(a.c.member_id, a.c.kind, Activity.occurred_at)
-                    .where(a.c.member_id.in_(chunk), a.c.source_type == "import")))
             rows = []
             for n, r in batch:
                 try:
@@ -353,24 +402,54 @@ def import_history(session: Session, directory: Path, *, create_plans: bool, dry
                 except _RowError as e:
                     problem("activities.csv", n, e.column, e.message)
                     continue
-                if (member_id, kind, moment) in existing:
-                    report.activities_skipped += 1
-                    continue
-                existing.add((member_id, kind, moment))
+                note = r.get("detail", "")[:500]
+                key = activity_key(r["external_id"], r.get("activity_id", ""), kind, moment, amount, note, occurrences)
                 detail: dict[str, Any] = {"imported": True}
                 if amount is not None:
                     detail["amount_minor"] = amount
-                if r.get("detail"):
-                    detail["note"] = r["detail"][:500]
+                if note:
+                    detail["note"] = note
+                if r.get("activity_id"):
+                    detail["activity_id"] = r["activity_id"][:64]
                 rows.append({"member_id": member_id, "kind": kind, "occurred_at": moment,
-                             "source_type": "import", "detail": detail})
-            if rows:
-                session.execute(insert(Activity.__table__), rows)
-            report.activities += len(rows)
+                             "source_type": "import", "detail": detail, "dedupe_key": key})
+            # rows already there (a re-run, or an overlapping file) have their key stored already
+            existing: set[str] = set()
+            keys = [row["dedupe_key"] for row in rows]
+            for i in range(0, len(keys), 900):
+                existing.update(session.scalars(select(Activity.dedupe_key)
+                                                .where(Activity.dedupe_key.in_(keys[i:i + 900]))))
+            # rows imported before keys were stored: each one matches one row of the file with the
+            # same member, kind and moment (a re-run of an old import does not double them)
+            legacy: dict[tuple[int, str, datetime], int] = {}
+            ids = sorted({row["member_id"] for row in rows})
+            a = Activity.__table__
+            for i in range(0, len(ids), 900):
+                for mid, kind, at in session.execute(
+                        select(a.c.member_id, a.c.kind, Activity.occurred_at)
+                        .where(a.c.member_id.in_(ids[i:i + 900]), a.c.source_type == "import",
+                               a.c.dedupe_key.is_(None))):
+                    legacy[(mid, kind, at)] = legacy.get((mid, kind, at), 0) + 1
+            fresh, seen_keys = [], set()
+            for row in rows:
+                if row["dedupe_key"] in existing or row["dedupe_key"] in seen_keys:
+                    report.activities_skipped += 1
+                    continue
+                old = (row["member_id"], row["kind"], row["occurred_at"])
+                if legacy.get(old):
+                    legacy[old] -= 1
+                    report.activities_skipped += 1
+                    continue
+                seen_keys.add(row["dedupe_key"])
+                fresh.append(row)
+            if fresh:
+                session.execute(insert(Activity.__table__), fresh)
+            report.activities += len(fresh)
             tick(len(batch))
             batch.clear()
 
         for n, r in _rows(path):
+            report.read["activities.csv"] += 1
             if not r.get("external_id"):
                 problem("activities.csv", n, "external_id", "is required")
                 continue
@@ -379,6 +458,59 @@ def import_history(session: Session, directory: Path, *, create_plans: bool, dry
                 flush_activities()
         if batch:
             flush_activities()
+
+    # ---- outcomes
+    path = directory / "outcomes.csv"
+    if path.exists():
+        batch = []
+
+        def flush_outcomes() -> None:
+            lookup({r["external_id"] for _, r in batch})
+            parsed = []
+            for n, r in batch:
+                try:
+                    member_id = ext_ids.get(r["external_id"])
+                    if member_id is None:
+                        raise _RowError("external_id", f"no member with external id {r['external_id']!r}")
+                    churned = _flag(r, "churned")
+                    as_of = _date(r, "as_of", required=True)
+                    if as_of > today:
+                        raise _RowError("as_of", "is in the future")
+                except _RowError as e:
+                    problem("outcomes.csv", n, e.column, e.message)
+                    continue
+                parsed.append((n, member_id, as_of, churned))
+            ids = sorted({p[1] for p in parsed})
+            existing: dict[tuple[int, date], ChurnOutcome] = {}
+            for i in range(0, len(ids), 900):
+                for o in session.scalars(select(ChurnOutcome).where(ChurnOutcome.member_id.in_(ids[i:i + 900]))):
+                    existing[(o.member_id, o.as_of)] = o
+            for n, member_id, as_of, churned in parsed:
+                old = existing.get((member_id, as_of))
+                if old is not None and old.churned == churned:
+                    report.outcomes_skipped += 1
+                    continue
+                if old is not None:  # a corrected outcome replaces the one stored
+                    old.churned = churned
+                else:
+                    old = ChurnOutcome(member_id=member_id, as_of=as_of, churned=churned, created_at=now)
+                    session.add(old)
+                    existing[(member_id, as_of)] = old
+                report.outcomes += 1
+            session.flush()
+            tick(len(batch))
+            batch.clear()
+
+        for n, r in _rows(path):
+            report.read["outcomes.csv"] += 1
+            if not r.get("external_id"):
+                problem("outcomes.csv", n, "external_id", "is required")
+                continue
+            batch.append((n, r))
+            if len(batch) >= BATCH:
+                flush_outcomes()
+        if batch:
+            flush_outcomes()
     report.error_rows = len(bad_rows)
     session.flush()
     return report

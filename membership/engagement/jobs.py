@@ -32,24 +32,41 @@ def _upsert(session: Session, table, rows: list[dict[str, Any]], keys: list[str]
     session.execute(stmt, rows)
 
 
-def score_member(mf, *, settings, model: dict[str, Any]) -> dict[str, Any]:
-    """One member's scores from its features (pure)."""
+def inactive_days_setting() -> int | None:
+    """CHURN_INACTIVE_DAYS of the running app (0 or unset: churn means not renewing a term)."""
+    from flask import current_app, has_app_context
+
+    days = current_app.config.get("CHURN_INACTIVE_DAYS") if has_app_context() else None
+    return int(days) if days else None
+
+
+def still_there(features: dict[str, Any], inactive_days: int) -> bool:
+    """Not churned yet under "no activity for N days": active in the last N days, or joined then."""
+    days = features.get("days_since_last_activity")
+    if days is None:
+        days = features.get("days_since_joined")
+    return days is not None and days <= inactive_days
+
+
+def score_member(mf, *, settings, model: dict[str, Any], inactive_days: int | None = None) -> dict[str, Any]:
+    """One member's scores from its features (pure). Churn risk for a member with a current term
+    (the risk of not renewing it) and, with `inactive_days` (CHURN_INACTIVE_DAYS), also for a
+    member without one who has not churned yet by that definition (the risk of going silent)."""
     score, breakdown = scoring.engagement_from_decayed(mf.decayed, settings.weights)
     out: dict[str, Any] = {"engagement": score, "engagement_band": scoring.band(score, settings.bands),
                            "breakdown": breakdown, "churn_risk": None, "risk_band": None, "reasons": None,
                            "renewed": mf.renewed}
-    if mf.term is not None:
-        if mf.renewed:
-            # the next term is already there: this one will not lapse
-            out.update(churn_risk=0.0, risk_band="low", reasons=[])
-        else:
-            p, contribs = scoring.probability(mf.features, model)
-            out.update(churn_risk=round(p, 4), risk_band=scoring.risk_band(p),
-                       reasons=scoring.reasons(mf.features, contribs))
+    if mf.term is not None and mf.renewed:
+        # the next term is already there: this one will not lapse
+        out.update(churn_risk=0.0, risk_band="low", reasons=[])
+    elif mf.term is not None or (inactive_days and still_there(mf.features, inactive_days)):
+        p, why = scoring.score(mf.features, model)
+        out.update(churn_risk=round(p, 4), risk_band=scoring.risk_band(p), reasons=why)
     return out
 
 
-def refit_if_due(session: Session, *, today: date, now: datetime, zone, half_life_days: float) -> dict[str, Any]:
+def refit_if_due(session: Session, *, today: date, now: datetime, zone, half_life_days: float,
+                 inactive_days: int | None = None) -> dict[str, Any]:
     """Fit a churn model on the history (model.choose_model) when the last attempt is REFIT_DAYS
     old or more. A fit reads the whole history, so it is tried at most once every REFIT_DAYS (the
     Setting row remembers the last attempt, also when there was not enough history to fit).
@@ -58,7 +75,8 @@ def refit_if_due(session: Session, *, today: date, now: datetime, zone, half_lif
     last = date.fromisoformat(attempt.value) if attempt is not None and attempt.value else None
     if last is not None and 0 <= (today - last).days < REFIT_DAYS:
         return {"fitted": False, "last_attempt": last.isoformat()}
-    active = choose_model(session, today=today, now=now, zone=zone, half_life_days=half_life_days)
+    active = choose_model(session, today=today, now=now, zone=zone, half_life_days=half_life_days,
+                          inactive_days=inactive_days)
     if attempt is None:
         session.add(Setting(key=LAST_FIT_KEY, value=today.isoformat(), updated_at=now))
     else:
@@ -68,7 +86,8 @@ def refit_if_due(session: Session, *, today: date, now: datetime, zone, half_lif
 
 
 def score_all(session: Session, *, today: date, now: datetime, zone, batch_size: int = BATCH_SIZE,
-              on_batch: Callable[[], None] | None = None, refit: bool = False) -> dict[str, Any]:
+              on_batch: Callable[[], None] | None = None, refit: bool = False,
+              inactive_days: int | None = None) -> dict[str, Any]:
     """Score every non-erased member as of `today`: MemberScore (one row per member and day,
     replaced on a re-run the same day), CurrentScore (upserted), and alerts. Batches of
     `batch_size` members; `on_batch` (the job's checkpoint: commit) after each one, so memory
@@ -77,7 +96,8 @@ def score_all(session: Session, *, today: date, now: datetime, zone, batch_size:
     "churn-model-fit", so the daily scoring stays well within its time)."""
     settings = get_settings(session)
     if refit:
-        refit_if_due(session, today=today, now=now, zone=zone, half_life_days=settings.half_life_days)
+        refit_if_due(session, today=today, now=now, zone=zone, half_life_days=settings.half_life_days,
+                     inactive_days=inactive_days)
     model_row = active_model(session, now=now)
     model, model_id = model_row.parameters, model_row.id
     if on_batch:
@@ -103,7 +123,7 @@ def score_all(session: Session, *, today: date, now: datetime, zone, batch_size:
         history, current, scores = [], [], {}
         for mid in ids:
             mf = feats[mid]
-            s = score_member(mf, settings=settings, model=model)
+            s = score_member(mf, settings=settings, model=model, inactive_days=inactive_days)
             scores[mid] = s
             history.append({"member_id": mid, "scored_on": today, "engagement": s["engagement"],
                             "engagement_band": s["engagement_band"], "churn_risk": s["churn_risk"],
@@ -148,7 +168,8 @@ def _we_miss_you(session: Session, alerts: list[RiskAlert], *, now: datetime) ->
 
 def engagement_scoring(ctx) -> dict[str, Any]:
     """The scheduler job: score all members as of the local day, in batches, committing each."""
-    return score_all(ctx.session, today=ctx.today, now=ctx.now, zone=ctx.zone, on_batch=ctx.checkpoint)
+    return score_all(ctx.session, today=ctx.today, now=ctx.now, zone=ctx.zone, on_batch=ctx.checkpoint,
+                     inactive_days=inactive_days_setting())
 
 
 def churn_model_fit(ctx) -> dict[str, Any]:
@@ -156,7 +177,7 @@ def churn_model_fit(ctx) -> dict[str, Any]:
     (a daily job that does nothing on most days), before the day's scoring."""
     settings = get_settings(ctx.session)
     return refit_if_due(ctx.session, today=ctx.today, now=ctx.now, zone=ctx.zone,
-                        half_life_days=settings.half_life_days)
+                        half_life_days=settings.half_life_days, inactive_days=inactive_days_setting())
 
 
 register_job(Job("churn-model-fit", "membership.engagement.jobs:churn_model_fit", Daily(time(2, 0)),

@@ -100,6 +100,12 @@ def _solve(a: list[list[float]], b: list[float]) -> list[float]:
     return x
 
 
+def safe_std(std: float, mean: float) -> float:
+    """A standard deviation to divide by: 1 when the input is (numerically) constant - rounding
+    leaves ~1e-13 for a constant column, and dividing by that blows rounding noise up into weights."""
+    return std if std > 1e-9 * max(1.0, abs(mean)) else 1.0
+
+
 def fit(rows: Iterable[tuple[dict[str, Any], int]], *, l2: float = 1.0, iterations: int = 25) -> dict[str, Any]:
     """Fit a logistic model on [(raw features, label)] (label 1 = did not renew). Returns model
     parameters in the form scoring.probability reads: intercept, weights per input, scaling
@@ -110,7 +116,7 @@ def fit(rows: Iterable[tuple[dict[str, Any], int]], *, l2: float = 1.0, iteratio
         raise ValueError("no training rows")
     d = len(scoring.INPUTS)
     means = [sum(x[j] for x, _ in data) / n for j in range(d)]
-    stds = [math.sqrt(sum((x[j] - means[j]) ** 2 for x, _ in data) / n) or 1.0 for j in range(d)]
+    stds = [safe_std(math.sqrt(sum((x[j] - means[j]) ** 2 for x, _ in data) / n), means[j]) for j in range(d)]
     xs = [[1.0] + [(x[j] - means[j]) / stds[j] for j in range(d)] for x, _ in data]
     ys = [y for _, y in data]
     beta = [0.0] * (d + 1)
@@ -147,8 +153,11 @@ def fit(rows: Iterable[tuple[dict[str, Any], int]], *, l2: float = 1.0, iteratio
 
 
 def baseline_score(features: dict[str, Any]) -> float:
-    """The plain rule to beat: the longer since the last activity, the riskier."""
+    """The plain rule to beat: the longer since the last activity (or since joining, for a member
+    never active), the riskier."""
     days = features.get("days_since_last_activity")
+    if days is None:
+        days = features.get("days_since_joined")
     return 100_000.0 if days is None else float(days)
 
 
@@ -163,6 +172,7 @@ class LabelledTerm:
     scored_on: date
     label: int
     features: dict[str, Any]
+    known_on: date | None = None  # the first day the outcome was known (grace over)
 
 
 def renewed_by_grace(terms: Sequence[Any], term: Any) -> bool:
@@ -176,7 +186,8 @@ def labelled_terms(session: Session, *, today: date, zone, half_life_days: float
                    limit: int = MAX_TRAINING_TERMS, batch_size: int = 1000) -> list[LabelledTerm]:
     """Past member terms whose outcome is known on `today` (grace over), the latest `limit`, with
     their label and their features as of (end - lead_days), rounded down to the first of the
-    month so that the features come in a few dozen batches, not one per term."""
+    the features are computed per scoring day, in batches (the day is not rounded: a term ending
+    on the 28th is scored lead_days before the 28th)."""
     m = Membership
     candidates = session.execute(
         select(m.id, m.member_id, m.starts_on, m.ends_on, m.grace_days, Member.joined_on)
@@ -190,7 +201,6 @@ def labelled_terms(session: Session, *, today: date, zone, half_life_days: float
         if row.ends_on + timedelta(days=(row.grace_days or 0) + 1) >= today:
             continue  # outcome not known yet
         as_of = row.ends_on - timedelta(days=lead_days)
-        as_of = as_of.replace(day=1)
         if as_of < row.starts_on:
             continue  # too short a term to have been scored that early
         chosen.append((row, as_of))
@@ -222,14 +232,19 @@ def labelled_terms(session: Session, *, today: date, zone, half_life_days: float
                     continue
                 mf = feats[r.member_id]
                 label = 0 if renewed_by_grace(all_terms.get(r.member_id, []), r) else 1
-                out.append(LabelledTerm(r.id, r.member_id, r.ends_on, as_of, label, mf.features))
+                out.append(LabelledTerm(r.id, r.member_id, r.ends_on, as_of, label, mf.features,
+                                        r.ends_on + timedelta(days=(r.grace_days or 0) + 1)))
     out.sort(key=lambda t: (t.ends_on, t.term_id))
     return out
 
 
-def evaluate(model: dict[str, Any], rows: Sequence[LabelledTerm]) -> tuple[float | None, float | None]:
+def predict(features: dict[str, Any], model: dict[str, Any]) -> float:
+    return scoring.score(features, model)[0]
+
+
+def evaluate(model: dict[str, Any], rows: Sequence[Any]) -> tuple[float | None, float | None]:
     y = [r.label for r in rows]
-    p = [scoring.probability(r.features, model)[0] for r in rows]
+    p = [predict(r.features, model) for r in rows]
     return roc_auc(y, p), average_precision(y, p)
 
 
@@ -251,42 +266,140 @@ def active_model(session: Session, *, now: datetime) -> ChurnModel:
     return row or default_model_row(session, now=now)
 
 
-def choose_model(session: Session, *, today: date, now: datetime, zone, half_life_days: float,
-                 min_terms: int = MIN_TERMS, min_lapses: int = MIN_LAPSES) -> ChurnModel:
-    """Fit a model on the association's history when there are at least `min_terms` past terms
-    with `min_lapses` lapses; back-test it on the latest quarter of them (time-based hold-out: it
-    learns from the older terms only), store it with its AUC, average precision and the AUC of the
-    "days since last activity" rule on the same terms, and make it the active model only if it
-    beats the default model there. Otherwise the default stays. Flushes; the caller commits.
-    Returns the active model."""
-    default = default_model_row(session, now=now)
-    rows = labelled_terms(session, today=today, zone=zone, half_life_days=half_life_days)
-    lapses = sum(r.label for r in rows)
-    if len(rows) < min_terms or lapses < min_lapses:
-        return active_model(session, now=now)
-    cut = int(len(rows) * (1 - HOLDOUT_SHARE))
-    train, hold = rows[:cut], rows[cut:]
-    if not any(r.label for r in hold) or all(r.label for r in hold) or not any(r.label for r in train):
-        return active_model(session, now=now)
-    params = fit((r.features, r.label) for r in train)
-    auc, ap = evaluate(params, hold)
-    default_auc, _ = evaluate(DEFAULT_MODEL, hold)
-    y = [r.label for r in hold]
-    baseline = roc_auc(y, [baseline_score(r.features) for r in hold])
-    better = auc is not None and (default_auc is None or auc > default_auc)
-    params = {**params, "holdout_terms": len(hold), "default_auc": default_auc,
-              "trained_until": train[-1].ends_on.isoformat()}
-    row = ChurnModel(kind="fitted", parameters=params, fitted_at=now, training_terms=len(train),
-                     churn_rate=lapses / len(rows), auc=auc, average_precision=ap, baseline_auc=baseline,
-                     is_active=better,
-                     note=(f"Fitted on {len(train):,} past terms, tested on the {len(hold):,} latest: AUC "
-                           f"{auc:.2f} vs {default_auc or 0:.2f} for the default model"
-                           + ("" if better else "; the default model stays active") + "."))
-    if better:
+def definition_of(session: Session, inactive_days: int | None) -> dict[str, Any]:
+    """The churn definition the labels follow: outcomes given by the import when there are any;
+    else "no activity for N days" when CHURN_INACTIVE_DAYS is set; else not renewing a term."""
+    from membership.engagement import fitted
+
+    if fitted.has_given_outcomes(session):
+        return {"kind": "given", "days": inactive_days or 365}
+    if inactive_days:
+        return {"kind": "inactivity", "days": int(inactive_days)}
+    return {"kind": "terms"}
+
+
+def examples_for(session: Session, definition: dict[str, Any], *, today: date, zone, half_life_days: float,
+                 lead_days: int = LEAD_DAYS) -> list[Any]:
+    """Labelled examples (fitted.Example) whose outcome was known on `today`, in time order."""
+    from membership.engagement import fitted
+
+    if definition["kind"] == "given":
+        return fitted.given_examples(session, known_by=today, zone=zone, half_life_days=half_life_days,
+                                     horizon_days=definition["days"])
+    if definition["kind"] == "inactivity":
+        return fitted.inactivity_examples(session, today=today, zone=zone, half_life_days=half_life_days,
+                                          days=definition["days"])
+    terms = labelled_terms(session, today=today, zone=zone, half_life_days=half_life_days, lead_days=lead_days)
+    return [fitted.Example(t.member_id, t.scored_on, t.known_on, t.label, t.features) for t in terms]
+
+
+@dataclass
+class FitResult:
+    """What `churn fit` did: the numbers on the hold-out and the model kept."""
+    definition: dict[str, Any]
+    examples: int
+    churned: int
+    train: int = 0
+    holdout: int = 0
+    measures: dict[str, dict[str, float | None]] | None = None  # name -> {"auc", "average_precision"}
+    kept: bool = False
+    model: ChurnModel | None = None
+    message: str = ""
+
+
+def select_model(ex: Sequence[Any]) -> dict[str, Any] | None:
+    """Fit on the older part of the examples (fitted.time_split), measure on the latest: the
+    fitted model, the default score, the recency rule and the plain RFM+plan logistic regression.
+    "kept": the fitted model beats the default and the rule; "final" is then refitted on all the
+    examples (same penalty), else the hold-out fit. None when a side of the split has one class."""
+    from membership.engagement import fitted
+
+    train, hold = fitted.time_split(ex)
+    yt, yh = [e.label for e in train], [e.label for e in hold]
+    if not (0 < sum(yt) < len(yt)) or not (0 < sum(yh) < len(yh)):
+        return None
+    model = fitted.fit_lr([e.features for e in train], yt)
+    base = fitted.fit_lr([e.features for e in train], yt, baseline=True)
+    scores = {
+        "fitted": [predict(e.features, model) for e in hold],
+        "default": [predict(e.features, DEFAULT_MODEL) for e in hold],
+        "recency rule": [baseline_score(e.features) for e in hold],
+        "baseline LR": [predict(e.features, base) for e in hold],
+    }
+    measures = {k: {"auc": roc_auc(yh, v), "average_precision": average_precision(yh, v)} for k, v in scores.items()}
+    auc = measures["fitted"]["auc"] or 0.0
+    kept = auc > (measures["default"]["auc"] or 0.0) and auc > (measures["recency rule"]["auc"] or 0.0)
+    final = fitted.fit_lr([e.features for e in ex], [e.label for e in ex], c=model["C"]) if kept else model
+    return {"train": train, "hold": hold, "measures": measures, "kept": kept, "final": final, "model": model,
+            "baseline": base}
+
+
+def fit_and_choose(session: Session, *, today: date, now: datetime, zone, half_life_days: float,
+                   inactive_days: int | None = None, lead_days: int = LEAD_DAYS,
+                   min_examples: int = MIN_TERMS, min_churned: int = MIN_LAPSES) -> FitResult:
+    """Fit the churn model on the association's history known on `today` and keep it only when it
+    beats both the default score and the recency rule on a time-based hold-out (the latest
+    quarter of scoring days; it learns only from outcomes known before them). The plain logistic
+    regression on recency, frequency, amount, tenure and plan is fitted on the same split and
+    reported beside. A kept model is refitted on all the examples, stored as a ChurnModel row
+    (parameters: JSON, format fitted.FORMAT, with its hold-out measures) and made active. Flushes;
+    the caller commits."""
+    from membership.engagement import fitted
+
+    default_model_row(session, now=now)
+    definition = definition_of(session, inactive_days)
+    ex = examples_for(session, definition, today=today, zone=zone, half_life_days=half_life_days,
+                      lead_days=lead_days)
+    churned = sum(e.label for e in ex)
+    res = FitResult(definition, len(ex), churned)
+    if len(ex) < min_examples or churned < min_churned or churned == len(ex):
+        res.message = (f"Not enough history to fit: {len(ex):,} labelled cases with {churned:,} churned "
+                       f"(at least {min_examples} with {min_churned} churned, and some who stayed, are needed)")
+        if definition["kind"] == "terms":
+            res.message += ("; an association without renewals can set CHURN_INACTIVE_DAYS (churned = no "
+                            "activity for that many days) or import outcomes.csv")
+        res.model = active_model(session, now=now)
+        return res
+    sel = select_model(ex)
+    if sel is None:
+        res.message = "The hold-out split has only one outcome: the active model stays."
+        res.model = active_model(session, now=now)
+        return res
+    train, hold = sel["train"], sel["hold"]
+    res.train, res.holdout, res.measures, res.kept = len(train), len(hold), sel["measures"], sel["kept"]
+    auc = res.measures["fitted"]["auc"] or 0.0
+    final = sel["final"]
+    final = {**final, "definition": definition, "lead_days": lead_days, "trained_until": today.isoformat(),
+             "holdout": {"train": len(train), "test": len(hold),
+                         "first_test_day": hold[0].scored_on.isoformat() if hold else None,
+                         "measures": res.measures},
+             "default_auc": res.measures["default"]["auc"], "baseline_lr_auc": res.measures["baseline LR"]["auc"]}
+    m = res.measures
+    row = ChurnModel(kind="fitted", parameters=final, fitted_at=now, training_terms=len(ex) if res.kept else len(train),
+                     churn_rate=churned / len(ex), auc=m["fitted"]["auc"],
+                     average_precision=m["fitted"]["average_precision"], baseline_auc=m["recency rule"]["auc"],
+                     is_active=res.kept,
+                     note=(f"Fitted on {len(train):,} cases, tested on the {len(hold):,} latest: AUC "
+                           f"{auc:.3f} vs {m['default']['auc'] or 0:.3f} for the default score, "
+                           f"{m['recency rule']['auc'] or 0:.3f} for the recency rule and "
+                           f"{m['baseline LR']['auc'] or 0:.3f} for a plain logistic regression"
+                           + ("; kept and refitted on all cases." if res.kept else "; not better: not kept.")))
+    if res.kept:
         session.execute(ChurnModel.__table__.update().where(ChurnModel.is_active.is_(True)).values(is_active=False))
     session.add(row)
     session.flush()
-    return row if better else active_model(session, now=now)
+    res.model = row if res.kept else active_model(session, now=now)
+    res.message = row.note
+    return res
+
+
+def choose_model(session: Session, *, today: date, now: datetime, zone, half_life_days: float,
+                 inactive_days: int | None = None, lead_days: int = LEAD_DAYS, min_terms: int = MIN_TERMS,
+                 min_lapses: int = MIN_LAPSES) -> ChurnModel:
+    """fit_and_choose, returning the active model."""
+    return fit_and_choose(session, today=today, now=now, zone=zone, half_life_days=half_life_days,
+                          inactive_days=inactive_days, lead_days=lead_days, min_examples=min_terms,
+                          min_churned=min_lapses).model
 
 
 # ---------------------------------------------------------------- back-test
@@ -295,13 +408,17 @@ def choose_model(session: Session, *, today: date, now: datetime, zone, half_lif
 @dataclass
 class BacktestRow:
     member_id: int
-    term_id: int
-    ends_on: date
+    term_id: int | None
+    ends_on: date | None
     churned: int
     risk: float
     risk_band: str | None
     days_since_last_activity: int | None
     reasons: list[dict[str, Any]]
+    features: dict[str, Any] | None = None
+    default_risk: float | None = None
+    baseline_lr: float | None = None
+    rule: float | None = None
 
 
 @dataclass
@@ -310,6 +427,8 @@ class BacktestResult:
     horizon_days: int
     model_note: str
     rows: list[BacktestRow]
+    outcomes: str = "derived from renewals"
+    trained_on: int = 0
 
     @property
     def terms(self) -> int:
@@ -319,28 +438,65 @@ class BacktestResult:
     def churn_rate(self) -> float | None:
         return sum(r.churned for r in self.rows) / len(self.rows) if self.rows else None
 
+    def columns(self) -> dict[str, list[float]]:
+        """The scores side by side: Samiti's, the recency rule's, and (when fitted) the default's
+        and the plain logistic regression's."""
+        out = {"samiti": [r.risk for r in self.rows],
+               "rule": [r.rule if r.rule is not None else
+                        baseline_score({"days_since_last_activity": r.days_since_last_activity}) for r in self.rows]}
+        if self.rows and all(r.default_risk is not None for r in self.rows):
+            out["default"] = [r.default_risk for r in self.rows]
+        if self.rows and all(r.baseline_lr is not None for r in self.rows):
+            out["baseline_lr"] = [r.baseline_lr for r in self.rows]
+        return out
+
     def measures(self) -> dict[str, float | None]:
         y = [r.churned for r in self.rows]
-        risk = [r.risk for r in self.rows]
-        base = [baseline_score({"days_since_last_activity": r.days_since_last_activity}) for r in self.rows]
-        return {"auc": roc_auc(y, risk), "average_precision": average_precision(y, risk),
-                "baseline_auc": roc_auc(y, base), "baseline_average_precision": average_precision(y, base)}
+        cols = self.columns()
+        out = {"auc": roc_auc(y, cols["samiti"]), "average_precision": average_precision(y, cols["samiti"]),
+               "baseline_auc": roc_auc(y, cols["rule"]), "baseline_average_precision": average_precision(y, cols["rule"])}
+        for k in ("default", "baseline_lr"):
+            if k in cols:
+                out[f"{k}_auc"], out[f"{k}_average_precision"] = roc_auc(y, cols[k]), average_precision(y, cols[k])
+        return out
 
 
-def backtest(session: Session, *, as_of: date, horizon_days: int, zone, half_life_days: float,
-             model: str = "auto", batch_size: int = 1000) -> BacktestResult:
-    """Score, as of `as_of` and with only what was known then, every member term that ends in the
-    `horizon_days` days after it, and compare with what happened: churned = no next term started
-    by the end of the grace period. `model`: "default", or "auto" (a model fitted on the history
-    whose outcome was known on `as_of`, when there is enough of it, else the default). Reads only."""
+def calibration(y: Sequence[int], p: Sequence[float], groups: int = 10) -> list[tuple[int, float, float]]:
+    """By tenth of the score (lowest first): (cases, mean score, actual churn rate)."""
+    order = sorted(range(len(y)), key=lambda i: (p[i], i))
+    out = []
+    n = len(order)
+    for g in range(groups):
+        idx = order[g * n // groups:(g + 1) * n // groups]
+        if idx:
+            out.append((len(idx), sum(p[i] for i in idx) / len(idx), sum(y[i] for i in idx) / len(idx)))
+    return out
+
+
+def _population(session: Session, definition: dict[str, Any], *, as_of: date, horizon_days: int, zone,
+                outcomes: str) -> tuple[list[tuple[int, date | None, int | None, date | None, int]], str]:
+    """The cases to judge: [(member_id, joined_on, term_id, ends_on, churned)] and how the outcomes
+    were found."""
+    from membership.engagement import fitted
+    from membership.engagement.models import ChurnOutcome
+
+    if outcomes in ("auto", "given"):
+        given = session.execute(select(ChurnOutcome.member_id, Member.joined_on, ChurnOutcome.churned)
+                                .join(Member, Member.id == ChurnOutcome.member_id)
+                                .where(ChurnOutcome.as_of == as_of, Member.erased_at.is_(None))
+                                .order_by(ChurnOutcome.member_id)).all()
+        if given or outcomes == "given":
+            return [(mid, j, None, None, int(c)) for mid, j, c in given], "given (outcomes.csv)"
+    if definition["kind"] in ("inactivity", "given"):
+        days = definition["days"]
+        alive = fitted.alive_members(session, day=as_of, zone=zone, days=days)
+        ids = sorted(alive)
+        from membership.engagement.features import day_end
+        later = fitted.active_between(session, ids, start=day_end(as_of, zone),
+                                      end=day_end(as_of + timedelta(days=days), zone))
+        return ([(mid, alive[mid], None, None, 0 if mid in later else 1) for mid in ids],
+                f"derived: no activity in the {days} days after")
     m = Membership
-    params, note = DEFAULT_MODEL, "the default model"
-    if model == "auto":
-        rows = labelled_terms(session, today=as_of, zone=zone, half_life_days=half_life_days)
-        lapses = sum(r.label for r in rows)
-        if len(rows) >= MIN_TERMS and lapses >= MIN_LAPSES and lapses < len(rows):
-            params = fit((r.features, r.label) for r in rows)
-            note = f"a model fitted on {len(rows):,} terms whose outcome was known on {as_of}"
     end = as_of + timedelta(days=horizon_days)
     terms = session.execute(
         select(m.id, m.member_id, m.starts_on, m.ends_on, m.grace_days, m.paid_on, Member.joined_on)
@@ -348,31 +504,79 @@ def backtest(session: Session, *, as_of: date, horizon_days: int, zone, half_lif
         .where(m.ends_on > as_of, m.ends_on <= end, m.cancelled_on.is_(None), m.awaiting_payment.is_(False),
                m.starts_on <= as_of, Member.erased_at.is_(None))
         .order_by(m.member_id, m.ends_on)).all()
-    # one term per member (the first ending), and only terms known on as_of
     chosen: dict[int, Any] = {}
-    for t in terms:
+    for t in terms:  # one term per member (the first ending), and only terms known on as_of
         if t.paid_on is not None and t.paid_on > as_of:
             continue
         chosen.setdefault(t.member_id, t)
-    out: list[BacktestRow] = []
     items = list(chosen.values())
-    for i in range(0, len(items), batch_size):
-        chunk = items[i:i + batch_size]
-        ids = [t.member_id for t in chunk]
-        feats = compute_features(session, [(t.member_id, t.joined_on) for t in chunk], day=as_of, zone=zone,
-                                 half_life_days=half_life_days, target_terms={t.member_id: t.id for t in chunk})
-        all_terms: dict[int, list[Any]] = {}
+    ids = [t.member_id for t in items]
+    all_terms: dict[int, list[Any]] = {}
+    for i in range(0, len(ids), 900):
         for row in session.execute(select(m.id, m.member_id, m.starts_on, m.ends_on, m.grace_days,
-                                          m.awaiting_payment, m.cancelled_on).where(m.member_id.in_(ids))):
+                                          m.awaiting_payment, m.cancelled_on).where(m.member_id.in_(ids[i:i + 900]))):
             all_terms.setdefault(row.member_id, []).append(row)
-        for t in chunk:
-            mf = feats[t.member_id]
-            churned = 0 if renewed_by_grace(all_terms.get(t.member_id, []), t) else 1
-            if mf.renewed:
-                p, why = 0.0, []
+    return ([(t.member_id, t.joined_on, t.id, t.ends_on,
+              0 if renewed_by_grace(all_terms.get(t.member_id, []), t) else 1) for t in items],
+            f"derived: renewed by the end of the grace period (terms ending in the {horizon_days} days after)")
+
+
+def backtest(session: Session, *, as_of: date, horizon_days: int, zone, half_life_days: float,
+             model: str = "auto", batch_size: int = 1000, inactive_days: int | None = None,
+             outcomes: str = "auto") -> BacktestResult:
+    """Score, as of `as_of` and with only what was known then, the cases whose outcome is judged,
+    and compare with what happened. Cases and outcomes: the outcomes imported for that day
+    (outcomes.csv, `outcomes` "auto" or "given"); else derived - members not churned yet on the day
+    with churned = no activity in the N days after (CHURN_INACTIVE_DAYS), or every member term
+    ending in the `horizon_days` after, churned = no next term by the end of its grace.
+    `model`: "default", or "auto" - what Samiti would have used that day: a model fitted on the
+    history known on `as_of` (same rules as `churn fit`: kept only when it beat the default and the
+    recency rule on its own hold-out), else the default; a plain logistic regression on recency,
+    frequency, amount, tenure and plan, fitted on the same history, is scored beside. Reads only."""
+    from membership.engagement import fitted
+
+    definition = definition_of(session, inactive_days)
+    params, note, base, trained = DEFAULT_MODEL, "the default model", None, 0
+    if model == "auto":
+        ex = examples_for(session, definition, today=as_of, zone=zone, half_life_days=half_life_days)
+        churned = sum(e.label for e in ex)
+        if not (len(ex) >= MIN_TERMS and churned >= MIN_LAPSES and churned < len(ex)):
+            note = (f"the default model (too little history known on {as_of} to fit: {len(ex):,} cases, "
+                    f"{churned:,} churned)")
+        else:
+            sel = select_model(ex)
+            if sel is None:
+                note = (f"the default model (of the {len(ex):,} cases known on {as_of}, too few had their outcome "
+                        f"known before the latest quarter of scoring days to learn from honestly)")
             else:
-                p, contribs = scoring.probability(mf.features, params)
-                why = scoring.reasons(mf.features, contribs)
-            out.append(BacktestRow(t.member_id, t.id, t.ends_on, churned, p, scoring.risk_band(p),
-                                   mf.features["days_since_last_activity"], why))
-    return BacktestResult(as_of, horizon_days, note, out)
+                trained = len(ex)
+                base = fitted.fit_lr([e.features for e in ex], [e.label for e in ex], baseline=True)
+                if sel["kept"]:
+                    params = sel["final"]
+                    note = (f"a model fitted on {len(ex):,} cases whose outcome was known on {as_of} "
+                            f"(hold-out AUC {sel['measures']['fitted']['auc']:.3f})")
+                else:
+                    note = (f"the default model (the model fitted on {len(ex):,} cases did not beat it and the "
+                            f"recency rule on its hold-out)")
+    cases, how = _population(session, definition, as_of=as_of, horizon_days=horizon_days, zone=zone,
+                             outcomes=outcomes)
+    out: list[BacktestRow] = []
+    for i in range(0, len(cases), batch_size):
+        chunk = cases[i:i + batch_size]
+        targets = {c[0]: c[2] for c in chunk if c[2] is not None}
+        feats = compute_features(session, [(c[0], c[1]) for c in chunk], day=as_of, zone=zone,
+                                 half_life_days=half_life_days, target_terms=targets or None)
+        for mid, _, term_id, ends_on, churned in chunk:
+            mf = feats[mid]
+            f = mf.features
+            if mf.renewed and term_id is not None:
+                p, why, d, b = 0.0, [], 0.0, 0.0
+            else:
+                p, why = scoring.score(f, params)
+                d = predict(f, DEFAULT_MODEL)
+                b = predict(f, base) if base is not None else None
+            out.append(BacktestRow(mid, term_id, ends_on, churned, p, scoring.risk_band(p),
+                                   f["days_since_last_activity"], why, f,
+                                   default_risk=d if params is not DEFAULT_MODEL else None,
+                                   baseline_lr=b, rule=baseline_score(f)))
+    return BacktestResult(as_of, horizon_days, note, out, outcomes=how, trained_on=trained)

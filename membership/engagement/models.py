@@ -136,3 +136,22 @@ class Setting(db.Model):
     value: Mapped[Any] = mapped_column(JSON)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
     updated_by_id: Mapped[int | None] = mapped_column(ForeignKey("user.id", ondelete="SET NULL"))
+
+
+class ChurnOutcome(db.Model):
+    """A past outcome given directly (history import's outcomes.csv): as of `as_of`, did the
+    member go on to churn? Used by `churn fit` and `churn backtest` instead of outcomes derived from
+    terms or from inactivity (issue 10)."""
+
+    __tablename__ = "churn_outcome"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    member_id: Mapped[int] = mapped_column(ForeignKey("member.id", ondelete="CASCADE"))
+    as_of: Mapped[date] = mapped_column(Date)
+    churned: Mapped[bool] = mapped_column(Boolean)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+    __table_args__ = (
+        UniqueConstraint("member_id", "as_of", name="uq_churn_outcome_member_day"),
+        Index("ix_churn_outcome_as_of", "as_of"),
+    )

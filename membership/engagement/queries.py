@@ -236,6 +236,16 @@ def segment_count(session: Session, segment: Segment) -> int:
 # ---------------------------------------------------------------- the at-risk list
 
 
+def dealt_with():
+    """SQL: the member's latest alert was closed by staff ("actioned"): someone has acted on this
+    risk episode, so the member leaves the at-risk list until a new episode opens a new alert
+    (the risk falls below high and crosses back; issue 10)."""
+    latest = (select(func.max(RiskAlert.id)).where(RiskAlert.member_id == Member.id)
+              .correlate(Member).scalar_subquery())
+    return (select(RiskAlert.id).where(RiskAlert.id == latest, RiskAlert.status == "actioned")
+            .correlate(Member).exists())
+
+
 def at_risk_query(*, band: str, today: date, plan_id: int | None = None, within_days: int | None = None) -> Select:
     """Members whose current risk band is `band`, with their open alert if any: newest alerts
     first, then the highest risk. A SELECT of Member rows (for db.paginate); `page_details` gives
@@ -245,7 +255,7 @@ def at_risk_query(*, band: str, today: date, plan_id: int | None = None, within_
     stmt = (select(Member)
             .join(CurrentScore, CurrentScore.member_id == Member.id)
             .outerjoin(RiskAlert, (RiskAlert.member_id == Member.id) & (RiskAlert.status == "open"))
-            .where(Member.erased_at.is_(None), CurrentScore.risk_band == band))
+            .where(Member.erased_at.is_(None), CurrentScore.risk_band == band, ~dealt_with()))
     if plan_id:
         stmt = stmt.where(Member.plan_id == plan_id)
     if within_days:

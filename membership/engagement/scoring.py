@@ -103,6 +103,10 @@ def model_inputs(features: Mapping[str, Any]) -> dict[str, float]:
     """The model's inputs from raw features (capped, so that one extreme value cannot dominate;
     an unknown email open ratio - no email sent - counts as the typical 0.5)."""
     days = features.get("days_since_last_activity")
+    if days is None:
+        # never active: silent since joining (so a member who joined last week is not ranked with
+        # one who joined five years ago and never came)
+        days = features.get("days_since_joined")
     a90 = features.get("activities_90d") or 0
     prev = features.get("activities_prev_90d") or 0
     ratio = features.get("emails_opened_ratio")
@@ -145,6 +149,18 @@ def probability(features: Mapping[str, Any], model: Mapping[str, Any] = DEFAULT_
     """(probability of not renewing, contributions by input)."""
     c = contributions(features, model)
     return sigmoid(model["intercept"] + sum(c.values())), c
+
+
+def score(features: Mapping[str, Any], model: Mapping[str, Any] = DEFAULT_MODEL) -> tuple[float, list[dict[str, Any]]]:
+    """(probability of churning, the reasons true of this member) under `model`: the default
+    model's form or a fitted one (engagement.fitted, told by its "format")."""
+    if "format" in model:
+        from membership.engagement import fitted
+
+        p, contribs = fitted.probability(features, model)
+        return p, fitted.reasons(features, contribs, model)
+    p, contribs = probability(features, model)
+    return p, reasons(features, contribs)
 
 
 def risk_band(p: float | None) -> str | None:
@@ -211,15 +227,51 @@ def reason_text(name: str, f: Mapping[str, Any]) -> str:
     return name.replace("_", " ")
 
 
+def reason_holds(name: str, f: Mapping[str, Any]) -> bool:
+    """Whether the words reason_text gives for input `name` are true of this member - a positive
+    contribution alone is not enough (a fitted model can push the risk up for a member whose trend
+    is flat, because flat is worse than the average there; the words would say "less active")."""
+    a90, prev = f.get("activities_90d") or 0, f.get("activities_prev_90d") or 0
+    if name == "months_since_last_activity":
+        days = f.get("days_since_last_activity")
+        return days is None or days >= 30
+    if name == "activities_90d":
+        return a90 < 4
+    if name == "trend":
+        return a90 < prev
+    if name == "events_attended_365d":
+        return (f.get("events_attended_365d") or 0) < 2
+    if name == "emails_opened_ratio":
+        sent = f.get("emails_sent") or 0
+        return sent > 0 and (f.get("emails_opened") or 0) < sent / 2
+    if name == "clicks_365d":
+        return (f.get("clicks_365d") or 0) < 2
+    if name == "first_year":
+        return (f.get("tenure_years") or 0) < 1
+    if name == "tenure_years":
+        return (f.get("tenure_years") or 0) < 3
+    if name == "previous_lapses":
+        return (f.get("previous_lapses") or 0) > 0
+    if name == "late_renewals":
+        return (f.get("late_renewals") or 0) > 0
+    if name == "months_to_end":
+        d = f.get("days_to_end")
+        return d is not None and d <= 90
+    return True
+
+
 def reasons(features: Mapping[str, Any], contribs: Mapping[str, float], *, top: int = 3,
             minimum: float = 0.05) -> list[dict[str, Any]]:
-    """The top `top` inputs that raise the risk (contribution > `minimum`), most important first:
-    [{"feature", "text", "weight"}]; the same text is not given twice (tenure and first year)."""
+    """The top `top` inputs that raise the risk (contribution > `minimum`) and whose words are
+    true of the member (reason_holds), most important first: [{"feature", "text", "weight"}]; the
+    same text is not given twice (tenure and first year)."""
     out: list[dict[str, Any]] = []
     seen: set[str] = set()
     for name, c in sorted(contribs.items(), key=lambda kv: -kv[1]):
         if c <= minimum or len(out) >= top:
             break
+        if not reason_holds(name, features):
+            continue
         text = reason_text(name, features)
         if text in seen:
             continue

@@ -47,6 +47,7 @@ from sqlalchemy.orm import Session
 
 from membership.core.errors import Conflict, ValidationError
 from membership.core.services import record_activity, record_audit
+from membership.engagement.live import members_changed
 from membership.core.time import as_utc, local_date, tz
 from membership.core.validation import clean_email, clean_text
 from membership.events.models import (
@@ -469,6 +470,7 @@ def finish_event(session: Session, event: Event, *, now: datetime, actor=None) -
     """After the end: confirmed registrations not checked in become no_show, checked-in ones
     attended (activities written), status finished. Idempotent. Returns counts."""
     counts = {"attended": 0, "no_show": 0}
+    attended: list[int | None] = []
     if event.status == "finished":
         return counts
     if event.status != "published":
@@ -486,10 +488,12 @@ def finish_event(session: Session, event: Event, *, now: datetime, actor=None) -
         else:
             registration.status = "attended"
             counts["attended"] += 1
+            attended.append(registration.member_id)
             _activity(session, registration, "event_attended", registration.checked_in_at or event.starts_at)
     event.status = "finished"
     event.finished_at = now
     session.flush()
+    members_changed(session, attended, now=now)  # risk follows reality (issue 10)
     record_audit(session, actor=actor, action="event.finish", entity=event, now=now,
                  summary=f"Event '{event.title}' finished: {counts['attended']} attended, "
                  f"{counts['no_show']} no-show(s)", changes=counts)
@@ -863,6 +867,7 @@ def check_in(session: Session, registration: EventRegistration, *, now: datetime
     record_audit(session, actor=actor, action="event.check_in", entity=registration, now=now,
                  member_id=registration.member_id,
                  summary=f"{registration.name} checked in at '{registration.event.title}'")
+    members_changed(session, [registration.member_id], now=now)  # risk follows reality (issue 10)
 
 
 def undo_check_in(session: Session, registration: EventRegistration, *, now: datetime, actor) -> None:

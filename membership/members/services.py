@@ -15,6 +15,7 @@ from membership.accounts.services import normalize_email
 from membership.core.errors import Conflict, DuplicateEmail, ValidationError
 from membership.core.validation import clean_email, clean_text  # noqa: F401  (re-exported)
 from membership.core.services import next_number, record_activity, record_audit
+from membership.engagement.live import members_changed
 from membership.members.models import INTERACTION_CHANNELS, Interaction, Member, Organization
 
 
@@ -268,6 +269,7 @@ def add_interaction(session: Session, member: Member, *, channel: str, summary: 
                     detail={"channel": channel})
     record_audit(session, actor=actor, action="interaction.add", entity=row, now=now, member_id=member.id,
                  summary=f"Logged {channel}: {summary[:80]}")
+    members_changed(session, [member.id], now=now)  # risk follows reality (issue 10)
     return row
 
 

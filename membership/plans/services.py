@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 from membership.core.errors import AlreadyRenewed, Conflict, ValidationError
 from membership.core.validation import clean_text
 from membership.core.services import next_number, record_activity, record_audit
+from membership.engagement.live import members_changed
 from membership.core.time import add_months, local_date, period_end, tz
 from membership.members.models import Member, Organization
 from membership.plans.catalog import format_minor
@@ -160,6 +161,7 @@ def record_payment(session: Session, payment: PaymentInput, *, actor, now: datet
     if notify:
         from membership.notifications.emails import queue_receipt
         queue_receipt(session, row, now=now)
+    members_changed(session, [member.id if member else None], now=now)  # risk follows reality (issue 10)
     return row
 
 
@@ -337,6 +339,7 @@ def renew(session: Session, term: Membership, *, today: date, now: datetime, act
     record_audit(session, actor=actor, action="membership.renew", entity=new, now=now, member_id=member_id,
                  summary=f"Renewed on {plan.name}: {starts} to {ends or 'lifetime'}", changes=detail)
     refresh_status(session, holder, today=today, now=now)
+    members_changed(session, [member_id], now=now)  # risk follows reality (issue 10)
     return new
 
 

@@ -119,9 +119,11 @@ def test_choose_model_fits_on_enough_history_and_keeps_its_quality(app, runner, 
     assert fitted.training_terms >= 150 and 0 < fitted.churn_rate < 1
     assert fitted.auc is not None and fitted.average_precision is not None and fitted.baseline_auc is not None
     assert fitted.auc > 0.7
-    assert set(fitted.parameters["weights"]) == set(default.parameters["weights"])
-    # active only if it beat the default on the hold-out
-    assert fitted.is_active == (fitted.auc > fitted.parameters["default_auc"])
+    from membership.engagement import fitted as fitted_module
+    assert fitted.parameters["format"] == fitted_module.FORMAT
+    assert set(fitted_module.INPUTS) <= set(fitted.parameters["coef"]) and "weights" in default.parameters
+    # active only if it beat the default and the recency rule on the hold-out
+    assert fitted.is_active == (fitted.auc > fitted.parameters["default_auc"] and fitted.auc > fitted.baseline_auc)
     assert active.id == (fitted.id if fitted.is_active else default.id)
 
 

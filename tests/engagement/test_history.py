@@ -1,6 +1,7 @@
 """`flask history import DIR`: members, terms and activities from CSV, with a per-row report."""
 from __future__ import annotations
 
+import re
 from datetime import date
 
 from sqlalchemy import func, select
@@ -118,3 +119,95 @@ def test_a_missing_column_imports_nothing(app, runner, tmp_path):
     assert result.exit_code == 1
     assert "members.csv: the header lacks the column joined_on." in result.output
     assert count(Member) == 0
+
+
+def test_nothing_is_lost_two_same_day_purchases_are_two(app, runner, make_plan, tmp_path):
+    """Same member, kind and day: both kept, whether the rows differ (amount) or are identical;
+    a re-run adds nothing and reports every row as already there (issue 10)."""
+    make_plan(code="STD")
+    make_plan(code="STU")
+    db.session.commit()
+    activities = ("external_id,occurred_at,kind,amount,detail\n"
+                  "A1,2023-03-01,payment,100,\nA1,2023-03-01,payment,250,\n"
+                  "A1,2023-03-01,payment,100,\nA1,2023-03-01 09:00,payment,100,\n"
+                  "A2,2023-03-01,payment,100,\n")
+    d = write(tmp_path, activities=activities)
+    result = runner.invoke(args=["history", "import", str(d)])
+    assert result.exit_code == 0, result.output
+    assert count(Activity) == 5
+    a1 = db.session.scalars(select(Member).where(Member.external_id == "A1")).one()
+    amounts = sorted(a.detail["amount_minor"] for a in db.session.scalars(
+        select(Activity).where(Activity.member_id == a1.id)))
+    assert amounts == [10000, 10000, 10000, 25000]
+    assert re.search(r"activities\.csv\s+5\s+5\s+0\s+0", result.output), result.output
+    again = runner.invoke(args=["history", "import", str(d)])
+    assert again.exit_code == 0, again.output
+    assert count(Activity) == 5
+    assert re.search(r"activities\.csv\s+5\s+0\s+5\s+0", again.output), again.output
+    # a third identical row added to the file later is a new purchase: only it is imported
+    (d / "activities.csv").write_text(activities + "A1,2023-03-01,payment,100,\n", encoding="utf-8")
+    third = runner.invoke(args=["history", "import", str(d)])
+    assert re.search(r"activities\.csv\s+6\s+1\s+5\s+0", third.output), third.output
+    assert count(Activity) == 6
+
+
+def test_activity_id_is_the_key_when_given(app, runner, make_plan, tmp_path):
+    make_plan(code="STD")
+    make_plan(code="STU")
+    db.session.commit()
+    activities = ("external_id,occurred_at,kind,amount,detail,activity_id\n"
+                  "A1,2023-03-01,payment,100,,p-1\nA1,2023-03-01,payment,100,,p-2\n"
+                  "A1,2023-03-02,payment,100,,p-1\nA1,someday,payment,1,,p-3\n")
+    d = write(tmp_path, activities=activities)
+    result = runner.invoke(args=["history", "import", str(d)])
+    assert result.exit_code == 2, result.output
+    # p-1 twice in one file: the second is the same activity (already there), not a new one
+    assert count(Activity) == 2
+    assert re.search(r"activities\.csv\s+4\s+2\s+1\s+1", result.output), result.output
+    assert "activities.csv row 5, occurred_at" in result.output
+    ids = sorted(a.detail["activity_id"] for a in db.session.scalars(select(Activity)))
+    assert ids == ["p-1", "p-2"]
+
+
+def test_outcomes_are_imported_corrected_and_checked(app, runner, make_plan, tmp_path):
+    from membership.engagement.models import ChurnOutcome
+
+    make_plan(code="STD")
+    make_plan(code="STU")
+    db.session.commit()
+    d = write(tmp_path)
+    (d / "outcomes.csv").write_text("external_id,churned,as_of\nA1,1,2023-06-01\nA2,no,2023-06-01\n"
+                                    "A3,maybe,2023-06-01\nA9,1,2023-06-01\nA1,0,2099-01-01\n", encoding="utf-8")
+    result = runner.invoke(args=["history", "import", str(d), "--create-plans"])
+    assert result.exit_code == 2, result.output
+    assert "outcomes.csv row 4, churned: 'maybe' is not 1 or 0" in result.output
+    assert "outcomes.csv row 5, external_id: no member with external id 'A9'" in result.output
+    assert "outcomes.csv row 6, as_of: is in the future" in result.output
+    assert re.search(r"outcomes\.csv\s+5\s+2\s+0\s+3", result.output), result.output
+    got = {(o.member.external_id if hasattr(o, "member") else o.member_id, o.as_of, o.churned)
+           for o in db.session.scalars(select(ChurnOutcome))}
+    assert len(got) == 2 and {c for *_, c in got} == {True, False}
+    (d / "outcomes.csv").write_text("external_id,churned,as_of\nA1,0,2023-06-01\nA2,no,2023-06-01\n",
+                                    encoding="utf-8")
+    again = runner.invoke(args=["history", "import", str(d)])
+    assert again.exit_code == 0, again.output
+    assert re.search(r"outcomes\.csv\s+2\s+1\s+1\s+0", again.output), again.output
+    assert not any(o.churned for o in db.session.scalars(select(ChurnOutcome)))
+
+
+def test_a_rerun_over_rows_imported_before_keys_were_stored_does_not_double_them(app, runner, make_plan, tmp_path):
+
+    make_plan(code="STD")
+    make_plan(code="STU")
+    db.session.commit()
+    activities = "external_id,occurred_at,kind,amount,detail\nA1,2023-03-01,payment,100,\nA1,2023-03-01,payment,100,\n"
+    d = write(tmp_path, activities=activities)
+    assert runner.invoke(args=["history", "import", str(d)]).exit_code == 0
+    # as the old import left them: no key
+    db.session.execute(Activity.__table__.update().values(dedupe_key=None))
+    db.session.execute(Activity.__table__.delete().where(Activity.id == db.session.scalar(select(func.max(Activity.id)))))
+    db.session.commit()
+    assert count(Activity) == 1
+    again = runner.invoke(args=["history", "import", str(d)])
+    assert re.search(r"activities\.csv\s+2\s+1\s+1\s+0", again.output), again.output
+    assert count(Activity) == 2
