@@ -5,6 +5,7 @@ from __future__ import annotations
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from wtforms import RadioField, SelectField, SelectMultipleField, StringField, SubmitField, TextAreaField
+from wtforms.fields.choices import SelectChoice
 from wtforms.validators import DataRequired, Length, Optional
 from wtforms.widgets import CheckboxInput, ListWidget
 
@@ -21,12 +22,12 @@ class MultiCheckboxField(SelectMultipleField):
 class CampaignForm(FlaskForm):
     name = StringField(_l("Name (for staff)"), validators=[DataRequired(_l("Enter a name.")), Length(max=120),
                                                           plain_text])
-    kind = RadioField(_l("Kind"), choices=[("marketing", _l("Marketing: news and offers, only to members who opted in")),
-                                           ("service", _l("Service announcement (e.g. AGM notice): to every current "
+    kind = RadioField(_l("Kind"), choices=[SelectChoice("marketing", _l("Marketing: news and offers, only to members who opted in")),
+                               SelectChoice("service", _l("Service announcement (e.g. AGM notice): to every current "
                                                           "member, whatever their marketing choice"))],
                       default="marketing", validators=[DataRequired(_l("Choose a kind."))])
     segment = SelectField(_l("Saved segment"), choices=[], validate_choice=False)
-    status = MultiCheckboxField(_l("Membership status"), choices=[(s, s) for s in MEMBER_STATUSES],
+    status = MultiCheckboxField(_l("Membership status"), choices=[SelectChoice(s, s) for s in MEMBER_STATUSES],
                                 validate_choice=False)
     plan_id = SelectField(_l("Plan"), choices=[], validate_choice=False)
     tag = StringField(_l("Tag"), validators=[Optional(), Length(max=50), plain_text])
@@ -47,8 +48,8 @@ class ScheduleForm(FlaskForm):
 
 class TestForm(FlaskForm):
     member = StringField(_l("As member (number or email)"), validators=[Optional(), Length(max=254)])
-    language = SelectField(_l("Version"), choices=[("", _l("The member's language")), ("en", "English"),
-                                                   ("bn", "বাংলা")], validate_choice=True, default="")
+    language = SelectField(_l("Version"), choices=[SelectChoice("", _l("The member's language")), SelectChoice("en", "English"),
+                                                   SelectChoice("bn", "বাংলা")], validate_choice=True, default="")
     submit = SubmitField(_l("Send a test to me"))
 
 

@@ -11,6 +11,7 @@ from flask import Response, abort, flash, redirect, render_template, request, ur
 from flask_babel import gettext as _
 from flask_login import current_user
 from sqlalchemy import select
+from wtforms.fields.choices import SelectChoice
 
 from membership.campaigns import services
 from membership.campaigns.forms import ActionForm, CampaignForm, ScheduleForm, TestForm
@@ -66,10 +67,10 @@ def campaigns():
 
 
 def _fill_choices(form: CampaignForm) -> None:
-    form.segment.choices = [("", _("— none —"))] + [
-        (str(i), n) for i, n in db.session.execute(select(Segment.id, Segment.name).order_by(Segment.name))]
-    form.plan_id.choices = [("", _("— any —"))] + [
-        (str(i), n) for i, n in db.session.execute(select(Plan.id, Plan.name).order_by(Plan.name))]
+    form.segment.choices = [SelectChoice("", _("— none —"))] + [
+        SelectChoice(str(i), n) for i, n in db.session.execute(select(Segment.id, Segment.name).order_by(Segment.name))]
+    form.plan_id.choices = [SelectChoice("", _("— any —"))] + [
+        SelectChoice(str(i), n) for i, n in db.session.execute(select(Plan.id, Plan.name).order_by(Plan.name))]
 
 
 def _form_filters(form: CampaignForm) -> dict:
