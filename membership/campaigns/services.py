@@ -434,7 +434,8 @@ def queue_campaign(session: Session, campaign: Campaign, *, now: datetime, batch
     base = campaign.queue_started_at or now
     sources = {v.language: source_for(campaign, v.language)[1] for v in campaign.versions}
     fallback = source_for(campaign, None)[1]
-    reason = service_reason() if campaign.kind == "service" else None
+    # marketing: no reason in the footer (the unsubscribe line is there); "" spares rendering one
+    reason = service_reason() if campaign.kind == "service" else ""
     queued = skipped = 0
     for start in range(0, len(recipients), batch_size):
         chunk = [(start + i, mid) for i, mid in enumerate(recipients[start:start + batch_size]) if mid not in done]
@@ -467,7 +468,7 @@ def _ordered_recipients(session: Session, campaign: Campaign) -> Select:
     return select(sub.c.member_id).where(sub.c.reason == "recipient").order_by(sub.c.member_id)
 
 
-def _prepare(session: Session, campaign: Campaign, member: Member, source: templating.Source, reason: str | None,
+def _prepare(session: Session, campaign: Campaign, member: Member, source: templating.Source, reason: str,
              now: datetime) -> dict[str, Any] | None:
     try:
         return outbox.prepare(session, template_key=TEMPLATE_KEY, dedupe_key=dedupe_key(campaign.id, member.id),
@@ -550,6 +551,11 @@ def list_figures(session: Session, campaign_ids: Iterable[int]) -> dict[int, dic
             .group_by(Activity.source_id)):
         out[cid]["unsubscribed"] = n
     return out
+
+
+def sent_member_ids(campaign: Campaign) -> Select:
+    """SELECT of the member ids of the campaign's emails."""
+    return select(OutboxMessage.member_id).where(_messages(campaign.id), OutboxMessage.member_id.is_not(None))
 
 
 def figure_members(session: Session, campaign: Campaign, figure: str, url: str | None = None) -> Select:

@@ -6,6 +6,7 @@ address). The caller commits with the change that caused the email.
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 from datetime import datetime
 
@@ -86,7 +87,13 @@ def queue_staff_digest(session: Session, user, *, digest_date, lines: list[str],
 
 
 def _serializer() -> URLSafeSerializer:
-    return URLSafeSerializer(current_app.config["SECRET_KEY"], salt=UNSUBSCRIBE_SALT)
+    return _serializer_for(current_app.config["SECRET_KEY"])
+
+
+@functools.lru_cache(maxsize=8)
+def _serializer_for(secret_key: str) -> URLSafeSerializer:
+    # made once per key: a campaign signs one link per email, thousands in a run
+    return URLSafeSerializer(secret_key, salt=UNSUBSCRIBE_SALT)
 
 
 def unsubscribe_token(member, campaign_id: int | None = None) -> str:
