@@ -40,6 +40,11 @@ class Campaign(db.Model):
     queue_started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     queued_at: Mapped[datetime | None] = mapped_column(UTCDateTime)  # every email queued
     recipient_count: Mapped[int | None] = mapped_column(Integer)
+    # The campaign list's figures (total, sent, failed, opened, clicked, unsubscribed), refreshed by
+    # the send-campaigns job every few minutes: the list shows many campaigns without counting
+    # every one's emails and activities on each view (the report page counts live).
+    figures: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    figures_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     created_by_id: Mapped[int | None] = mapped_column(ForeignKey("user.id", ondelete="SET NULL"))
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)

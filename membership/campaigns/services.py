@@ -417,6 +417,9 @@ def queue_due(session: Session, *, now: datetime, batch_size: int = 500, on_batc
         counts["campaigns"] += 1
         counts["queued"] += result["queued"]
         counts["skipped"] += result["skipped"]
+    refreshed = refresh_figures(session, now=now)
+    if refreshed:
+        counts["figures_refreshed"] = refreshed
     return counts
 
 
@@ -525,11 +528,38 @@ def report(session: Session, campaign: Campaign) -> dict[str, Any]:
     return {"figures": figures, "links": [(u or "", n) for u, n in links]}
 
 
-def list_figures(session: Session, campaign_ids: Iterable[int]) -> dict[int, dict[str, int]]:
-    """The figures of a page of campaigns, side by side: total, sent, failed, opened, clicked,
-    unsubscribed (a few grouped queries for the page)."""
+LIST_FIGURES = ("total", "sent", "failed", "opened", "clicked", "unsubscribed")
+FIGURES_EVERY = timedelta(minutes=10)
+FIGURES_FOR = timedelta(days=90)
+
+
+def list_figures(session: Session, campaigns: Iterable[Campaign]) -> dict[int, dict[str, int]]:
+    """The figures of a page of campaigns, side by side (LIST_FIGURES): the stored ones where the
+    job has refreshed them, counted now for the others (just sent, or never refreshed)."""
+    campaigns = list(campaigns)
+    out = {c.id: dict(c.figures) for c in campaigns if c.figures is not None}
+    missing = [c.id for c in campaigns if c.figures is None]
+    out.update(count_list_figures(session, missing))
+    return out
+
+
+def refresh_figures(session: Session, *, now: datetime, limit: int = 50) -> int:
+    """Store the list figures of campaigns sent in the last FIGURES_FOR whose figures are older than
+    FIGURES_EVERY (the send-campaigns job calls it). Returns how many were refreshed."""
+    stale = list(session.scalars(select(Campaign.id).where(
+        Campaign.status == "sent", Campaign.queued_at >= now - FIGURES_FOR,
+        or_(Campaign.figures_at.is_(None), Campaign.figures_at < now - FIGURES_EVERY))
+        .order_by(Campaign.figures_at.is_not(None), Campaign.figures_at, Campaign.id).limit(limit)))
+    for campaign_id, figures in count_list_figures(session, stale).items():
+        session.execute(update(Campaign).where(Campaign.id == campaign_id).values(figures=figures, figures_at=now)
+                        .execution_options(synchronize_session=False))
+    return len(stale)
+
+
+def count_list_figures(session: Session, campaign_ids: Iterable[int]) -> dict[int, dict[str, int]]:
+    """LIST_FIGURES of some campaigns, counted now (a few grouped queries for all of them)."""
     ids = list(campaign_ids)
-    out = {cid: dict.fromkeys(("total", "sent", "failed", "opened", "clicked", "unsubscribed"), 0) for cid in ids}
+    out = {cid: dict.fromkeys(LIST_FIGURES, 0) for cid in ids}
     if not ids:
         return out
     m = OutboxMessage

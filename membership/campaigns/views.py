@@ -59,7 +59,7 @@ def status_labels() -> dict[str, str]:
 @bp.get("/campaigns")
 def campaigns():
     page = page_or_last(select(Campaign).order_by(Campaign.created_at.desc(), Campaign.id.desc()), per_page=PER_PAGE)
-    figures = services.list_figures(db.session, [c.id for c in page.items])
+    figures = services.list_figures(db.session, page.items)
     return render_template("staff/campaigns/list.html", page=page, figures=figures, labels=figure_labels(),
                            status_labels=status_labels())
 

@@ -1,4 +1,4 @@
-"""campaigns
+"""campaigns: campaign and campaign_version, and indexes on the sources of outbox messages and activities
 
 Revision ID: c35bc38d8839
 Revises: b92adc62b363
@@ -30,6 +30,8 @@ def upgrade():
     sa.Column('queue_started_at', membership.core.types.UTCDateTime(timezone=True), nullable=True),
     sa.Column('queued_at', membership.core.types.UTCDateTime(timezone=True), nullable=True),
     sa.Column('recipient_count', sa.Integer(), nullable=True),
+    sa.Column('figures', sa.JSON(), nullable=True),
+    sa.Column('figures_at', membership.core.types.UTCDateTime(timezone=True), nullable=True),
     sa.Column('created_at', membership.core.types.UTCDateTime(timezone=True), nullable=False),
     sa.Column('created_by_id', sa.Integer(), nullable=True),
     sa.Column('updated_at', membership.core.types.UTCDateTime(timezone=True), nullable=False),

@@ -144,7 +144,7 @@ def test_sending_queues_one_email_per_recipient_once_in_their_language_at_the_ra
     app.config["CAMPAIGN_RATE_PER_MINUTE"] = 2
     campaign = make_campaign(bn=BN)
     counts = send(campaign, batch_size=2)
-    assert counts == {"campaigns": 1, "queued": 3, "skipped": 0}
+    assert counts == {"campaigns": 1, "queued": 3, "skipped": 0, "figures_refreshed": 1}
     db.session.expire_all()
     assert campaign.status == "sent" and campaign.recipient_count == 3
     messages = campaign_messages(campaign)
@@ -304,7 +304,19 @@ def test_report_counts_each_figure_and_opens_its_members(app, make_member, make_
     # the opens are the members' activities (engagement and churn read them)
     kinds = db.session.scalars(select(Activity.kind).where(Activity.member_id == people[2].id)).all()
     assert kinds.count("email_opened") == 1 and kinds.count("email_clicked") == 2
-    listed = services.list_figures(db.session, [campaign.id])[campaign.id]
-    assert listed == {"total": 5, "sent": 4, "failed": 1, "opened": 3, "clicked": 2, "unsubscribed": 0}
+    listed = {"total": 5, "sent": 4, "failed": 1, "opened": 3, "clicked": 2, "unsubscribed": 0}
+    assert services.count_list_figures(db.session, [campaign.id])[campaign.id] == listed
+    # the list shows what the job stored (when it queued the campaign: nothing sent yet) ...
+    assert campaign.figures_at == NOW and services.list_figures(db.session, [campaign])[campaign.id]["sent"] == 0
+    # ... and refreshes it every ten minutes
+    assert services.refresh_figures(db.session, now=NOW + timedelta(minutes=5)) == 0
+    assert services.refresh_figures(db.session, now=NOW + timedelta(minutes=11)) == 1
+    db.session.commit()
+    db.session.expire_all()
+    assert services.list_figures(db.session, [campaign])[campaign.id] == listed
+    tracking.record_open(db.session, by_member[people[3].id], now=later)
+    db.session.commit()
+    assert services.list_figures(db.session, [campaign])[campaign.id]["opened"] == 3  # stored, until refreshed
+    assert services.report(db.session, campaign)["figures"]["opened"] == 4  # the report counts live
     with pytest.raises(ValueError):
         services.figure_members(db.session, campaign, "nonsense")
