@@ -23,7 +23,6 @@ from membership.engagement.models import Segment
 from membership.extensions import db
 from membership.members.models import Member
 from membership.notifications import templating
-from membership.notifications.models import OutboxMessage
 from membership.plans.models import Plan
 from membership.staff import bp
 from membership.web import get_or_404, page_or_last
@@ -180,7 +179,8 @@ def _preview_member(campaign: Campaign, text: str) -> tuple[Member | None, str |
         return member, None
     if campaign.status in ("sending", "sent"):
         # the first member it went to (through the outbox's source index, not the audience query)
-        first_id = db.session.scalar(services.sent_member_ids(campaign).order_by(OutboxMessage.id).limit(1))
+        # (no ORDER BY: ordered by id, SQLite walks the whole table to the campaign's rows)
+        first_id = db.session.scalar(services.sent_member_ids(campaign).limit(1))
         return (db.session.get(Member, first_id) if first_id else None), None
     first = db.session.scalar(select(Member).where(Member.id.in_(services.campaignable_members(
         db.session, filters=campaign.filters, kind=campaign.kind))).order_by(Member.id).limit(1))
