@@ -404,8 +404,17 @@ def queue_due(session: Session, *, now: datetime, batch_size: int = 500, on_batc
             continue
         on_batch()
         campaign = session.get(Campaign, campaign_id, populate_existing=True)
-        result = queue_campaign(session, campaign, now=now, batch_size=batch_size, on_batch=on_batch,
-                                on_queued=on_queued)
+        try:
+            result = queue_campaign(session, campaign, now=now, batch_size=batch_size, on_batch=on_batch,
+                                    on_queued=on_queued)
+        except ValidationError as exc:
+            # its recipients cannot be worked out any more (the saved segment was deleted): back to
+            # draft, with the reason in the audit trail, rather than failing every minute
+            session.rollback()
+            _stop(session, campaign_id, now=now, problem=exc.message)
+            on_batch()
+            counts["stopped"] = counts.get("stopped", 0) + 1
+            continue
         total = session.scalar(select(func.count()).select_from(OutboxMessage).where(
             OutboxMessage.source_type == SOURCE_TYPE, OutboxMessage.source_id == campaign_id))
         session.execute(update(Campaign).where(Campaign.id == campaign_id, Campaign.status == "sending")
@@ -421,6 +430,18 @@ def queue_due(session: Session, *, now: datetime, batch_size: int = 500, on_batc
     if refreshed:
         counts["figures_refreshed"] = refreshed
     return counts
+
+
+def _stop(session: Session, campaign_id: int, *, now: datetime, problem: str) -> None:
+    campaign = session.get(Campaign, campaign_id, populate_existing=True)
+    queued = session.scalar(select(func.count()).select_from(OutboxMessage).where(_messages(campaign_id)))
+    status = "sent" if queued else "draft"
+    session.execute(update(Campaign).where(Campaign.id == campaign_id).values(
+        status=status, send_at=campaign.send_at if queued else None, queued_at=now if queued else None,
+        recipient_count=queued if queued else None, updated_at=now).execution_options(synchronize_session=False))
+    record_audit(session, actor=None, action="campaign.stopped", entity=campaign, now=now,
+                 summary=f"Campaign “{campaign.name}” could not be sent: {problem} "
+                 + (f"({queued} emails were queued before)" if queued else "(back to draft)"))
 
 
 def queue_campaign(session: Session, campaign: Campaign, *, now: datetime, batch_size: int = 500,

@@ -320,3 +320,22 @@ def test_report_counts_each_figure_and_opens_its_members(app, make_member, make_
     assert services.report(db.session, campaign)["figures"]["opened"] == 4  # the report counts live
     with pytest.raises(ValueError):
         services.figure_members(db.session, campaign, "nonsense")
+
+
+def test_a_scheduled_campaign_whose_segment_was_deleted_goes_back_to_draft(app, make_member, make_campaign, staff_user):
+    from membership.engagement.queries import delete_segment, save_segment
+    make_member(marketing_opt_in=True)
+    segment = save_segment(db.session, "Everyone", {}, actor=staff_user, now=NOW)
+    db.session.commit()
+    campaign = make_campaign(filters={"segment": segment.id})
+    services.schedule(db.session, campaign, send_at=NOW, actor=staff_user, now=NOW)
+    delete_segment(db.session, segment, actor=staff_user, now=NOW)
+    db.session.commit()
+    counts = services.queue_due(db.session, now=NOW)
+    db.session.commit()
+    assert counts["stopped"] == 1 and counts["queued"] == 0
+    db.session.expire_all()
+    assert db.session.get(Campaign, campaign.id).status == "draft"
+    summary = db.session.scalar(select(AuditLog.summary).where(AuditLog.action == "campaign.stopped"))
+    assert "does not exist" in summary
+    assert services.queue_due(db.session, now=NOW + timedelta(minutes=1))["campaigns"] == 0
