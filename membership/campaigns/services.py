@@ -127,12 +127,11 @@ def save_campaign(session: Session, campaign: Campaign | None, *, name: str, kin
                 raise ValidationError("Enter the subject and text of this version (it is the one every member "
                                       "without a version in their own language gets).", field=f"{language}_subject")
             continue
-        try:
-            rendered = templating.check_template(TEMPLATE_KEY, subject=text.subject, body_text=text.body_text,
-                                                 body_html=text.body_html or None, now=now)
+        try:  # compiles and renders against sample data, in the sandbox
+            templating.check_template(TEMPLATE_KEY, subject=text.subject, body_text=text.body_text,
+                                      body_html=text.body_html or None, now=now)
         except templating.TemplateProblem as exc:
             raise ValidationError(exc.message, field=f"{language}_{exc.field or 'body_text'}") from exc
-        del rendered
         checked[language] = templating.Source(text.subject.strip(), text.body_text.replace("\r\n", "\n"),
                                               (text.body_html or "").replace("\r\n", "\n").strip() or None)
     created = campaign is None

@@ -133,4 +133,10 @@ def test_edit_a_draft_and_the_list_paginates(staff_client, make_member):
 
 def test_members_cannot_reach_the_campaign_pages(client, make_member, make_user):
     from tests.conftest import login
-    assert client.get("/staff/campaigns").status_code == 302
+    assert client.get("/staff/campaigns").status_code == 302  # to the sign-in page
+    member = make_member()
+    make_user("member", email=member.email, member_id=member.id)
+    login(client, member.email)
+    assert client.get("/staff/campaigns").status_code == 403
+    assert client.post("/staff/campaigns/new", data=GOOD).status_code == 403
+    assert count(Campaign) == 0
