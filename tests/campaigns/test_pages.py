@@ -119,6 +119,8 @@ def test_edit_a_draft_and_the_list_paginates(staff_client, make_member):
         staff_client.post("/staff/campaigns/new", data={**GOOD, "name": f"C{i:02d}"})
     assert count(Campaign) == 27
     first = db.session.scalar(select(Campaign).where(Campaign.name == "C00"))
+    form = staff_client.get(f"/staff/campaigns/{first.id}/edit").get_data(as_text=True)
+    assert 'value="C00"' in form and "Hello {{ member.first_name }}" in form
     response = staff_client.post(f"/staff/campaigns/{first.id}/edit",
                                  data={**GOOD, "name": "Renamed", "kind": "service",
                                        "bn_subject": "খবর", "bn_body_text": "প্রিয় {{ member.first_name }}"})
