@@ -152,6 +152,10 @@ def fill(app, *, members: int, tagged: int, recipients: int, events: int, seed: 
             db.session.connection().execute(insert(Activity), batch)
         db.session.commit()
         progress(f"{events:,} tracking events")
+        if db.engine.dialect.name == "postgresql":  # explicit ids above: move the sequences past them
+            for table in ("member", "outbox_message"):
+                db.session.execute(text(f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), "
+                                        f"(SELECT max(id) FROM {table}))"))
         accounts.create_user(db.session, email=LOGIN[0], name="Benchmark", role="staff", password=LOGIN[1],
                              actor=None, now=NOW)
         db.session.commit()
