@@ -105,8 +105,9 @@ def fill(app, *, members: int, tagged: int, recipients: int, events: int, seed: 
         outbox_rows, message_id = [], 0
         old = []
         for c in range(9):
+            sent_at = NOW - timedelta(days=30 * (c + 1))
             campaign = Campaign(name=f"Earlier {c}", kind="marketing", status="sent", filters={"tag": ["newsletter"]},
-                                send_at=NOW - timedelta(days=30 * (c + 1)), created_at=NOW - timedelta(days=30 * (c + 1)),
+                                send_at=sent_at, queue_started_at=sent_at, queued_at=sent_at, created_at=sent_at,
                                 updated_at=NOW, recipient_count=recipients)
             db.session.add(campaign)
             old.append(campaign)
@@ -158,6 +159,10 @@ def fill(app, *, members: int, tagged: int, recipients: int, events: int, seed: 
                                         f"(SELECT max(id) FROM {table}))"))
         accounts.create_user(db.session, email=LOGIN[0], name="Benchmark", role="staff", password=LOGIN[1],
                              actor=None, now=NOW)
+        # the list figures the send-campaigns job stored when it queued each earlier campaign
+        for campaign_id, figures in services.count_list_figures(db.session, [c.id for c in old]).items():
+            db.session.execute(update(Campaign).where(Campaign.id == campaign_id)
+                               .values(figures=figures, figures_at=NOW - timedelta(minutes=5)))
         db.session.commit()
         if db.engine.dialect.name == "postgresql":
             with db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as c:

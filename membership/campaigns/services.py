@@ -536,16 +536,20 @@ def report(session: Session, campaign: Campaign) -> dict[str, Any]:
         Member, Member.id == OutboxMessage.member_id).where(
         _messages(campaign.id), OutboxMessage.status == "failed", Member.email_bouncing.is_(True))) or 0
     figures["opened"] = session.scalar(_tracked(_OPENED, campaign.id).with_only_columns(func.count())) or 0
-    figures["clicked"] = session.scalar(_tracked(_CLICKED, campaign.id).with_only_columns(
-        func.count(func.distinct(Activity.source_id)))) or 0
+    # the clicks themselves (one row per member and link: far fewer than the emails), counted here:
+    # one pass over the campaign's emails instead of one for the members and one for the links
+    clicks = session.execute(_tracked(_CLICKED, campaign.id).with_only_columns(
+        Activity.source_id, Activity.detail["url"].as_string())).all()
+    figures["clicked"] = len({message_id for message_id, _ in clicks})
+    per_link: dict[str, set[int]] = {}
+    for message_id, url in clicks:
+        per_link.setdefault(url or "", set()).add(message_id)
+    links = sorted(((url, len(ids)) for url, ids in per_link.items()), key=lambda item: (-item[1], item[0]))[:100]
     figures["unsubscribed"] = session.scalar(select(func.count()).select_from(Activity).where(
         Activity.source_type == SOURCE_TYPE, Activity.source_id == campaign.id,
         Activity.kind == "profile_updated")) or 0
-    url = Activity.detail["url"].as_string()
-    links = session.execute(_tracked(_CLICKED, campaign.id).with_only_columns(url.label("url"), func.count())
-                            .group_by(url).order_by(func.count().desc(), url).limit(100)).all()
     figures["total"] = sum(figures[k] for k in ("queued", "sent", "failed", "cancelled"))
-    return {"figures": figures, "links": [(u or "", n) for u, n in links]}
+    return {"figures": figures, "links": links}
 
 
 LIST_FIGURES = ("total", "sent", "failed", "opened", "clicked", "unsubscribed")
