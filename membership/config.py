@@ -51,6 +51,8 @@ _ENV = {
     "JOIN_LIMIT_PER_ADDRESS": ("JOIN_LIMIT_PER_ADDRESS", "10 per hour", str),
     "EMAIL_LINK_LIMIT": ("EMAIL_LINK_LIMIT", "5 per hour", str),
     "IMPORT_MAX_BYTES": ("IMPORT_MAX_BYTES", 20 * 1024 * 1024, int),
+    # Campaign emails handed to the mail server per minute (the outbox spreads a campaign out).
+    "CAMPAIGN_RATE_PER_MINUTE": ("CAMPAIGN_RATE_PER_MINUTE", 300, int),
     # Behind a reverse proxy that sets X-Forwarded-For/-Proto (one hop).
     "PROXY_FIX": ("PROXY_FIX", False, lambda v: v.lower() in {"1", "true", "yes"}),
     # Operations (membership.ops): "text" or "json" log lines (with the request id either way).

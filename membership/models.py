@@ -11,3 +11,4 @@ from membership.events.models import Event, EventFeedback, EventRegistration  # 
 from membership.engagement.models import ChurnModel, CurrentScore, MemberScore, RiskAlert, Segment, Setting  # noqa: F401
 from membership.ops.models import SchedulerHeartbeat  # noqa: F401
 from membership.engagement.models import ChurnOutcome  # noqa: F401
+from membership.campaigns.models import Campaign, CampaignVersion  # noqa: F401

@@ -182,9 +182,10 @@ def search_condition(q: str, dialect: str | None = None):
     return and_(*conditions)
 
 
-def member_query(f: MemberFilter) -> Select:
-    """SELECT of Member rows matching the filter, sorted."""
-    stmt = select(Member).where(Member.erased_at.is_(None))
+def member_query(f: MemberFilter, *, include_erased: bool = False) -> Select:
+    """SELECT of Member rows matching the filter, sorted. Erased members are left out unless
+    `include_erased` (a campaign shows how many it leaves out because they were erased)."""
+    stmt = select(Member) if include_erased else select(Member).where(Member.erased_at.is_(None))
     if f.q:
         stmt = stmt.where(search_condition(f.q))
     if f.status:
@@ -208,7 +209,7 @@ def member_query(f: MemberFilter) -> Select:
         stmt = stmt.where(select(MemberTag.member_id).where(MemberTag.member_id == Member.id,
                                                             MemberTag.tag == tag).exists())
     if f.segment_filter is not None:
-        inner = member_query(f.segment_filter).order_by(None).with_only_columns(Member.id)
+        inner = member_query(f.segment_filter, include_erased=include_erased).order_by(None).with_only_columns(Member.id)
         stmt = stmt.where(Member.id.in_(inner))
     columns = list(SORTS[f.sort.lstrip("-")])
     if f.q:

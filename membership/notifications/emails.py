@@ -6,6 +6,7 @@ address). The caller commits with the change that caused the email.
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 from datetime import datetime
 
@@ -86,17 +87,37 @@ def queue_staff_digest(session: Session, user, *, digest_date, lines: list[str],
 
 
 def _serializer() -> URLSafeSerializer:
-    return URLSafeSerializer(current_app.config["SECRET_KEY"], salt=UNSUBSCRIBE_SALT)
+    return _serializer_for(current_app.config["SECRET_KEY"])
 
 
-def unsubscribe_token(member) -> str:
-    """A signed token naming the member. It does not expire: an unsubscribe link in an old
+@functools.lru_cache(maxsize=8)
+def _serializer_for(secret_key: str) -> URLSafeSerializer:
+    # made once per key: a campaign signs one link per email, thousands in a run
+    return URLSafeSerializer(secret_key, salt=UNSUBSCRIBE_SALT)
+
+
+def unsubscribe_token(member, campaign_id: int | None = None) -> str:
+    """A signed token naming the member (and the campaign whose email carried it, so the
+    campaign's report counts the unsubscribe). It does not expire: an unsubscribe link in an old
     email must still work (RFC 8058)."""
-    return _serializer().dumps({"m": member.id})
+    data = {"m": member.id}
+    if campaign_id is not None:
+        data["c"] = campaign_id
+    return _serializer().dumps(data)
 
 
-def unsubscribe_url(member) -> str:
-    return templating.link(UNSUBSCRIBE_PATH + unsubscribe_token(member))
+def unsubscribe_url(member, campaign_id: int | None = None) -> str:
+    return templating.link(UNSUBSCRIBE_PATH + unsubscribe_token(member, campaign_id))
+
+
+def campaign_from_token(token: str) -> int | None:
+    """The campaign id a (validly signed) unsubscribe token names, else None."""
+    try:
+        data = _serializer().loads(token)
+    except BadSignature:
+        return None
+    value = data.get("c") if isinstance(data, dict) else None
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
 def member_from_token(session: Session, token: str):
@@ -112,11 +133,12 @@ def member_from_token(session: Session, token: str):
     return session.get(Member, data["m"])
 
 
-def unsubscribe(session: Session, member, *, now: datetime, via: str) -> bool:
+def unsubscribe(session: Session, member, *, now: datetime, via: str, source=None) -> bool:
     """Turn off marketing emails for `member` and cancel the marketing emails still queued.
 
-    Records a 'profile_updated' activity and an audit row. Returns False when the member had
-    already opted out (nothing written). Caller commits.
+    Records a 'profile_updated' activity (its source: `source`, e.g. the campaign whose link was
+    used, else the member) and an audit row. Returns False when the member had already opted out
+    (nothing written). Caller commits.
     """
     if not member.marketing_opt_in:
         return False
@@ -125,7 +147,7 @@ def unsubscribe(session: Session, member, *, now: datetime, via: str) -> bool:
     cancelled = session.execute(
         update(OutboxMessage).where(OutboxMessage.member_id == member.id, OutboxMessage.category == "marketing",
                                     OutboxMessage.status == "queued").values(status="cancelled")).rowcount
-    record_activity(session, member_id=member.id, kind="profile_updated", occurred_at=now, source=member,
+    record_activity(session, member_id=member.id, kind="profile_updated", occurred_at=now, source=source or member,
                     detail={"marketing_opt_in": False, "via": via})
     record_audit(session, actor=None, action="member.unsubscribe", entity=member, now=now, member_id=member.id,
                  summary=f"Unsubscribed from marketing emails ({via})"

@@ -155,11 +155,16 @@ def enqueue(session: Session, *, template_key: str, dedupe_key: str, now: dateti
 def prepare(session: Session, *, template_key: str, dedupe_key: str, now: datetime, member=None,
             to_address: str | None = None, to_name: str | None = None, context: dict[str, Any] | None = None,
             category: str | None = None, reason: str | None = None, source=None,
-            attachments: list[dict[str, Any]] | None = None, check_existing: bool = True) -> dict[str, Any] | None:
+            attachments: list[dict[str, Any]] | None = None, check_existing: bool = True,
+            template_source: templating.Source | None = None,
+            unsubscribe_link: str | None = None) -> dict[str, Any] | None:
     """The outbox row `enqueue` would insert, rendered, as a dict of column values; None when
     nothing is to be sent (no address, a marketing email the member does not want, or, with
     `check_existing`, a message with that dedupe key exists). Adds nothing. Same arguments and
-    errors as `enqueue`."""
+    errors as `enqueue`, plus: `template_source` renders this text instead of the template's
+    current one (a campaign's own subject and body; the key still names the template's footer
+    reason), `unsubscribe_link` replaces the member's plain one (a campaign's, which says which
+    campaign the member unsubscribed from)."""
     info = templating.TEMPLATES.get(template_key)
     if info is None:
         raise ValueError(f"unknown email template {template_key!r}")
@@ -186,14 +191,14 @@ def prepare(session: Session, *, template_key: str, dedupe_key: str, now: dateti
     unsubscribe = ""
     if category == "marketing":
         from membership.notifications.emails import unsubscribe_url
-        unsubscribe = unsubscribe_url(member)
+        unsubscribe = unsubscribe_link or unsubscribe_url(member)
         headers["List-Unsubscribe"] = f"<{unsubscribe}>"
         headers["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
         headers["Precedence"] = "bulk"
     ctx = templating.build_context(now=now, member=member, to_name=name, to_address=address,
                                    extra=context, unsubscribe_link=unsubscribe)
     rendered, why = templating.render_email(session, template_key, ctx, category=category, reason=reason,
-                                            unsubscribe_link=unsubscribe)
+                                            unsubscribe_link=unsubscribe, source=template_source)
     values = {
         "dedupe_key": dedupe_key, "template_key": template_key, "category": category,
         "member_id": getattr(member, "id", None), "to_address": address, "to_name": name,

@@ -212,6 +212,13 @@ TEMPLATES: dict[str, TemplateInfo] = {t.key: t for t in (
         "you are a member of {{ association_name }}.",
         (("events_link", "Link to the association's upcoming events"),),
         {"events_link": "https://example.org/events"}),
+    # ---- campaigns (membership.campaigns): each campaign has its own subject and body; this is
+    # the text a new campaign starts from, and the footer reason of service announcements
+    TemplateInfo(
+        "campaign", "Campaign (starting text)",
+        "The text a new email campaign starts from (Staff > Campaigns); each campaign keeps its own "
+        "subject and body, per language.", "marketing",
+        "you are a member of {{ association_name }}."),
     TemplateInfo(
         "help_reply", "Reply to a help request", "When staff reply to a member's help request.", "service",
         "you asked {{ association_name }} for help (request #{{ request_number }}).",
@@ -728,7 +735,10 @@ def render_email(session: Session, key: str, context: dict[str, Any], *, categor
     text = rendered.body_text.rstrip() + "\n\n-- \n" + foot_text + "\n"
     html = None
     if rendered.body_html:
-        html = str(_HTML_LAYOUT.format(title=rendered.subject, body=Markup(rendered.body_html), footer=foot_html))
+        # str.format on escaped parts: the same result as Markup.format, without its per-call
+        # formatter (a campaign renders thousands of emails in one run)
+        html = str(_HTML_LAYOUT).format(title=escape(rendered.subject), body=rendered.body_html,
+                                        footer=escape(foot_html))
     return Rendered(subject=rendered.subject, body_text=text, body_html=html), reason
 
 

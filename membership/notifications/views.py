@@ -11,7 +11,7 @@ from flask import Blueprint, Response, abort, current_app, redirect, render_temp
 
 from membership.core.time import utcnow
 from membership.extensions import csrf, db
-from membership.notifications.emails import member_from_token, unsubscribe
+from membership.notifications.emails import campaign_from_token, member_from_token, unsubscribe
 
 bp = Blueprint("mail", __name__, url_prefix="/mail")
 
@@ -37,7 +37,9 @@ def unsubscribe_post(token: str):
         if one_click:
             abort(404)
         return render_template("mail/unsubscribe.html", member=None, token=token), 404
-    unsubscribe(db.session, member, now=utcnow(), via="one-click" if one_click else "unsubscribe page")
+    from membership.campaigns.services import campaign_for_unsubscribe
+    unsubscribe(db.session, member, now=utcnow(), via="one-click" if one_click else "unsubscribe page",
+                source=campaign_for_unsubscribe(db.session, campaign_from_token(token)))
     db.session.commit()
     if one_click:
         return "", 204
