@@ -54,6 +54,10 @@ def create_app(test_config: dict | None = None) -> Flask:
     app.register_blueprint(signup_bp)
     from membership.events.views import bp as events_bp
     app.register_blueprint(events_bp)
+    from membership.surveys.views import init_app as init_surveys
+    init_surveys(app)
+    from membership.referrals.views import init_app as init_referrals
+    init_referrals(app)
 
     from membership import cli
 

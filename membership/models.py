@@ -9,3 +9,5 @@ from membership.support.models import HelpMessage, HelpRequest  # noqa: F401
 from membership.privacy.models import ClosureRequest  # noqa: F401
 from membership.events.models import Event, EventFeedback, EventRegistration  # noqa: F401
 from membership.engagement.models import ChurnModel, CurrentScore, MemberScore, RiskAlert, Segment, Setting  # noqa: F401
+from membership.surveys.models import Survey, SurveyAnswer, SurveyFollowUp, SurveyQuestion, SurveyResponse  # noqa: F401
+from membership.referrals.models import ReferralReward  # noqa: F401
