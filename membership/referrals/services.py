@@ -287,14 +287,20 @@ def referral_rate(session: Session, *, today: date, days: int = RATE_WINDOW_DAYS
 
 
 def referrals_query(*, since: date | None = None):
-    """Every referral (referred member, referrer, joined?), newest first: the staff list."""
-    referrer = aliased(Member)
-    stmt = (select(Member, referrer, _joined_condition().label("joined"))
-            .join(referrer, referrer.id == Member.referred_by_id)
-            .where(Member.erased_at.is_(None)))
+    """Every referred member (with their referrer), newest first: the staff list."""
+    from sqlalchemy.orm import joinedload
+    stmt = (select(Member).options(joinedload(Member.referred_by))
+            .where(Member.referred_by_id.is_not(None), Member.erased_at.is_(None)))
     if since is not None:
         stmt = stmt.where(Member.joined_on > since)
     return stmt.order_by(Member.joined_on.desc(), Member.id.desc())
+
+
+def joined_ids(session: Session, member_ids: list[int]) -> set[int]:
+    """Which of these members hold a paid term ("joined")."""
+    if not member_ids:
+        return set()
+    return set(session.scalars(select(Member.id).where(Member.id.in_(member_ids), _joined_condition())))
 
 
 def top_referrers(session: Session, *, limit: int = 10) -> list[tuple[Member, int, int]]:

@@ -45,6 +45,7 @@ def _render(form=None, status=200):
     form = form or RewardRuleForm(formdata=None, rule=services.reward_rule(db.session))
     page = page_or_last(services.referrals_query(), per_page=PER_PAGE)
     return render_template("staff/referrals/index.html", page=page, form=form,
+                           joined=services.joined_ids(db.session, [m.id for m in page.items]),
                            rule=services.reward_rule(db.session), rule_labels=services.RULE_LABELS,
                            rate=services.referral_rate(db.session, today=today),
                            top=services.top_referrers(db.session), code_for_id=services.code_for_id), status

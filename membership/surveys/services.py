@@ -18,7 +18,7 @@ from flask_babel import lazy_gettext as _l
 from itsdangerous import BadSignature, URLSafeTimedSerializer
 from sqlalchemy import Text, cast, func, select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, joinedload
 
 from membership.core.errors import ValidationError
 from membership.core.services import record_activity_once, record_audit
@@ -684,7 +684,7 @@ def respondents_query(survey: Survey, *, question: SurveyQuestion | None = None,
                       context: str | None = None):
     """The responses behind a figure: every response, those who answered `question`, or those whose
     answer is `value` (a number, an option, or an NPS band: promoters / passives / detractors)."""
-    stmt = (select(SurveyResponse, Member).join(Member, Member.id == SurveyResponse.member_id)
+    stmt = (select(SurveyResponse).options(joinedload(SurveyResponse.member))
             .where(SurveyResponse.survey_id == survey.id))
     c = _context_condition(context)
     if c is not None:

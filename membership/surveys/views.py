@@ -54,15 +54,15 @@ def help_survey_scores():
 
 @staff_bp.get("/")
 def index():
-    counts = select(SurveyResponse.survey_id, func.count().label("n")).group_by(SurveyResponse.survey_id).subquery()
-    page = page_or_last(select(Survey, func.coalesce(counts.c.n, 0))
-                        .outerjoin(counts, counts.c.survey_id == Survey.id)
-                        .order_by(Survey.created_at.desc(), Survey.id.desc()), per_page=PER_PAGE)
+    page = page_or_last(select(Survey).order_by(Survey.created_at.desc(), Survey.id.desc()), per_page=PER_PAGE)
+    ids = [s.id for s in page.items]
+    counts = dict(db.session.execute(select(SurveyResponse.survey_id, func.count()).where(
+        SurveyResponse.survey_id.in_(ids)).group_by(SurveyResponse.survey_id)).all()) if ids else {}
     open_follow_ups = db.session.scalar(select(func.count()).select_from(SurveyFollowUp)
                                         .where(SurveyFollowUp.status == "open")) or 0
     has_help = db.session.scalar(select(func.count()).select_from(Survey).where(Survey.trigger == "help")) or 0
     return render_template("staff/surveys/index.html", page=page, today=clock.local_today(),
-                           open_follow_ups=open_follow_ups, has_help=has_help, action_form=ActionForm(),
+                           open_follow_ups=open_follow_ups, has_help=has_help, action_form=ActionForm(), counts=counts,
                            trigger_labels=services.TRIGGER_LABELS)
 
 
