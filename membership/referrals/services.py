@@ -7,7 +7,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
-from typing import Any
 
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
