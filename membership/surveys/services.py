@@ -830,3 +830,39 @@ def answers_for_form(response: SurveyResponse | None) -> dict[int, Any]:
             str(a.number) if a.number is not None else (a.text or ""))
     return out
 
+
+
+# ---------------------------------------------------------------- privacy (export and erasure)
+
+
+def member_answers(session: Session, member_id: int) -> list[dict[str, Any]]:
+    """A member's answers, for their data download: survey, question, answer, when."""
+    rows = session.execute(
+        select(Survey.title, SurveyQuestion.prompt, SurveyAnswer, SurveyResponse)
+        .join(SurveyResponse, SurveyResponse.id == SurveyAnswer.response_id)
+        .join(SurveyQuestion, SurveyQuestion.id == SurveyAnswer.question_id)
+        .join(Survey, Survey.id == SurveyResponse.survey_id)
+        .where(SurveyResponse.member_id == member_id)
+        .order_by(SurveyResponse.submitted_at, SurveyResponse.id, SurveyQuestion.position, SurveyQuestion.id)).all()
+    out = []
+    for title, prompt, answer, response in rows:
+        value = answer.number if answer.number is not None else (
+            "; ".join(answer.choices) if answer.choices is not None else answer.text)
+        out.append({"survey": title, "question": prompt, "answer": value, "about": response.context_key,
+                    "answered_at": response.submitted_at.isoformat(), "changed_at": response.updated_at.isoformat()})
+    return out
+
+
+def redact_member_answers(session: Session, member_id: int) -> int:
+    """Erasure: the member's free-text answers and the staff notes of their follow-ups are cleared;
+    scores and choices stay, so the survey's figures do not change. Returns the answers cleared."""
+    from sqlalchemy import update
+    texts = select(SurveyQuestion.id).where(SurveyQuestion.kind == "text")
+    mine = select(SurveyResponse.id).where(SurveyResponse.member_id == member_id)
+    cleared = session.execute(
+        update(SurveyAnswer).where(SurveyAnswer.response_id.in_(mine), SurveyAnswer.question_id.in_(texts),
+                                   SurveyAnswer.text.is_not(None))
+        .values(text=None).execution_options(synchronize_session=False)).rowcount
+    session.execute(update(SurveyFollowUp).where(SurveyFollowUp.member_id == member_id, SurveyFollowUp.note.is_not(None))
+                    .values(note=None).execution_options(synchronize_session=False))
+    return cleared

@@ -140,3 +140,20 @@ def test_an_erased_member_link_no_longer_works(client, survey, current_member):
     ada.erased_at = utcnow()
     db.session.commit()
     assert client.get(f"/surveys/r/{token}").status_code == 404
+
+
+def test_answers_are_in_the_member_data_download_and_free_text_is_cleared_on_erasure(app, survey, current_member):
+    from membership.privacy.erasure import erase_member
+    from membership.privacy.export import collect
+    ada, _ = current_member()
+    now = utcnow()
+    sv.submit(db.session, survey, ada, {q(survey, "nps").id: "3", q(survey, "text").id: "My phone is 0171"},
+              now=now, today=local_today(now))
+    db.session.commit()
+    exported = collect(db.session, ada)["survey_answers"]
+    assert {(r["question"], r["answer"]) for r in exported} == {
+        ("How likely are you to recommend us?", 3), ("Anything else?", "My phone is 0171")}
+    erase_member(db.session, ada, now=now, today=local_today(now), actor=None)
+    db.session.commit()
+    values = {a.question_id: (a.number, a.text) for a in db.session.scalars(select(SurveyAnswer))}
+    assert values == {q(survey, "nps").id: (3, None), q(survey, "text").id: (None, None)}
