@@ -5,11 +5,12 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, ForeignKey, Integer, String
+from sqlalchemy import JSON, ForeignKey, Index, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from membership.core.types import UTCDateTime
 from membership.extensions import db
+from membership.members.models import Member
 
 REWARD_RULES = ("none", "month", "recognition")
 # granted: waiting for the referrer's next term (month rule); used: added to that term;
@@ -37,3 +38,8 @@ class ReferralReward(db.Model):
 
     referrer = relationship("Member", foreign_keys=[referrer_id])
     referred = relationship("Member", foreign_keys=[referred_member_id])
+
+
+# "Whom did this member refer?" (member page, portal, top referrers) reads Member.referred_by_id:
+# indexed here, with the referral code, rather than in members.models.
+Index("ix_member_referred_by_id", Member.referred_by_id)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta, timezone
+from datetime import date, datetime, timedelta
 from typing import Any, Iterator
 
 from flask import current_app
@@ -805,10 +805,6 @@ def help_scores(session: Session, *, now: datetime, window_days: int = 90) -> He
         out.satisfaction_share = sum(n for v, n in csat.items() if v >= 4) / out.satisfaction_answers
     out.survey_ids = list(session.scalars(select(Survey.id).where(Survey.trigger == "help").order_by(Survey.id)))
     return out
-
-
-def local_day(now: datetime) -> date:
-    return now.astimezone(tz()).date() if now.tzinfo else now.replace(tzinfo=timezone.utc).astimezone(tz()).date()
 
 
 def parse_answers(form, survey: Survey) -> dict[int, Any]:

@@ -243,3 +243,18 @@ def test_staff_record_a_referrer_by_number_or_code_and_bad_input_is_refused(staf
     db.session.expire_all()
     assert db.session.get(Member, member.id).referred_by_id == referrer.id
 
+
+
+def test_a_referrer_given_by_the_csv_import_is_the_same_referral(app, referrer):
+    from membership.members import csvio
+    from tests.conftest import NOW, TODAY
+    data = (f"first_name,last_name,email,joined_on,referred_by\n"
+            f"Imran,Khan,imran@example.org,2026-05-01,{referrer.member_number}\n").encode()
+    csvio.import_members(db.session, data, options=csvio.ImportOptions(on_match="skip", create_plans=False,
+                                                                       dry_run=False),
+                         today=TODAY, now=NOW, actor=None, region="BD", currency="BDT", filename="m.csv")
+    db.session.commit()
+    imported = db.session.scalar(select(Member).where(Member.email_normalized == "imran@example.org"))
+    assert imported.referred_by_id == referrer.id
+    refs = rf.member_referrals(db.session, referrer, now=utcnow())
+    assert refs.made == 1 and [p.id for p, _joined in refs.people] == [imported.id]
