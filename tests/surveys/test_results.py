@@ -179,3 +179,20 @@ def test_members_cannot_reach_the_staff_survey_pages(client, survey, current_mem
     assert client.get("/staff/surveys/").status_code in (302, 403)
     assert client.get(f"/staff/surveys/{survey.id}/export.csv").status_code in (302, 403)
     build([("nps", "x", True, None)], title="Other")
+
+
+def test_choice_counts_hold_for_bengali_options_and_like_wildcards(staff_client, current_member):
+    options = ["সভা", "50% off", "a_b", "ab"]
+    survey = build([("multiple", "Which?", True, options)])
+    picks = [["সভা", "a_b"], ["ab"], ["50% off", "সভা"]]
+    members = []
+    for chosen in picks:
+        member, _ = current_member(login=False)
+        members.append(member)
+        answer(survey, member, multiple=chosen)
+    figures = sv.results(db.session, survey)
+    assert figures.questions[0].distribution == {"সভা": 2, "50% off": 1, "a_b": 1, "ab": 1}
+    rows = db.session.scalars(sv.respondents_query(survey, question=survey.questions[0], value="ab")).all()
+    assert [r.member_id for r in rows] == [members[1].id]  # "a_b" does not match "ab", nor the other way
+    rows = db.session.scalars(sv.respondents_query(survey, question=survey.questions[0], value="সভা")).all()
+    assert sorted(r.member_id for r in rows) == sorted([members[0].id, members[2].id])
