@@ -262,6 +262,8 @@ def invite(survey_id: int):
         db.session.rollback()
         survey = get_or_404(Survey, survey_id)
         form.audience.errors = [e.message]
+        if survey.trigger != "manual":  # no invitation form on its page: say it at the top
+            flash(e.message, "danger")
         return _builder(survey, invite_form=form, status=422)
     flash(_("%(count)s invitations queued (members invited before are not emailed twice).", count=queued), "success")
     return redirect(url_for("surveys.edit", survey_id=survey_id))

@@ -114,3 +114,29 @@ def test_a_staff_reply_that_resolves_also_sends_the_survey_and_a_missing_survey_
     db.session.commit()
     assert staff_client.post(f"/staff/help/{other.id}/reply", data={"body": "Done", "resolve": "y"}).status_code == 302
     assert len(invitations("ada@example.org")) == 1
+
+
+def test_the_pages_of_a_help_survey_render_with_and_without_a_context(client, staff_client, staff_user,
+                                                                        current_member):
+    staff_client.post("/staff/surveys/help-survey")
+    survey = db.session.scalar(select(Survey).where(Survey.trigger == "help"))
+    ada, _ = current_member(login=False, email="ada@example.org")
+    request = _resolved_request(ada, staff_user, "Receipt")
+    ces, csat, comment = survey.questions
+    sv.submit(db.session, survey, ada, {ces.id: "1", csat.id: "1", comment.id: "Slow <b>reply</b>"}, now=utcnow(),
+              today=local_today(), context_key=f"help:{request.id}", channel="link")
+    db.session.commit()
+    for path in (f"/staff/surveys/{survey.id}", f"/staff/surveys/{survey.id}/results",
+                 f"/staff/surveys/{survey.id}/results?context=help:{request.id}",
+                 f"/staff/surveys/{survey.id}/results?context=help:999",
+                 f"/staff/surveys/{survey.id}/respondents?context=help:{request.id}",
+                 "/staff/surveys/follow-ups?status=done", "/staff/surveys/follow-ups?status=all", "/staff/surveys/"):
+        response = staff_client.get(path)
+        assert response.status_code == 200, path
+    page = staff_client.get(f"/staff/surveys/{survey.id}/results?context=help:{request.id}").get_data(as_text=True)
+    assert "Slow &lt;b&gt;reply&lt;/b&gt;" in page and "<b>reply" not in page  # escaped
+    empty = text(staff_client.get(f"/staff/surveys/{survey.id}/results?context=help:999"))
+    assert "0 responses" in empty
+    # a help survey has no invitations to send by hand
+    refused = staff_client.post(f"/staff/surveys/{survey.id}/invite", data={"audience": "current"})
+    assert refused.status_code == 422 and "sent automatically" in text(refused)
