@@ -53,6 +53,10 @@ def create_app(test_config: dict | None = None) -> Flask:
     app.register_blueprint(events_bp)
     from membership import ops
     ops.init_app(app)
+    from membership.surveys.views import init_app as init_surveys
+    init_surveys(app)
+    from membership.referrals.views import init_app as init_referrals
+    init_referrals(app)
 
     from membership import cli
 

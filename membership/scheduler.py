@@ -141,7 +141,8 @@ def register_job(job: Job) -> Job:
 # the job list (not at import of this module: they import the domain, which imports this module's
 # neighbours), so every process that asks for the jobs - scheduler, CLI, staff pages - sees them.
 FEATURE_JOB_MODULES = ("membership.events.jobs", "membership.engagement.dashboard_jobs",
-                       "membership.engagement.jobs", "membership.signup.jobs", "membership.campaigns.jobs")
+                       "membership.engagement.jobs", "membership.signup.jobs", "membership.campaigns.jobs",
+                       "membership.surveys.jobs")
 
 
 def _load_feature_jobs() -> None:

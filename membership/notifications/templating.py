@@ -267,6 +267,17 @@ TEMPLATES: dict[str, TemplateInfo] = {t.key: t for t in (
     TemplateInfo("event_reminder", "Event reminder",
                  "Before an event starts, as many hours before as the event says (sent by the scheduler).",
                  "service", _EVENT_REASON, _EVENT_PLACEHOLDERS, _EVENT_SAMPLE),
+    # ---- surveys (membership.surveys): invitations staff send, and those sent after events and help requests
+    TemplateInfo(
+        "survey_invitation", "Survey invitation",
+        "When staff send a survey to members, after an event a survey is attached to, or when a help request "
+        "is resolved.", "service",
+        "you are a member of {{ association_name }}, and we ask members what they think.",
+        (("survey_title", "The survey's title"), ("survey_link", "The personal link to answer (no sign-in)"),
+         ("survey_closes", "The last day to answer (may be empty)"),
+         ("survey_about", "What it is about: an event's title or a help request's subject (may be empty)")),
+        {"survey_title": "Annual member survey", "survey_link": "https://example.org/surveys/r/abc123",
+         "survey_closes": "30 June 2026", "survey_about": ""}),
     TemplateInfo("event_feedback_request", "Event feedback request",
                  "After an event, to the people who attended (sent by the scheduler).", "service",
                  "you attended {{ event_title }}, organised by {{ association_name }}.",

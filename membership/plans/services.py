@@ -158,6 +158,9 @@ def record_payment(session: Session, payment: PaymentInput, *, actor, now: datet
     record_audit(session, actor=actor, action="payment.record", entity=row, now=now,
                  member_id=member.id if member else None,
                  summary=f"Payment {row.receipt_number}: {currency} {format_minor(row.amount_minor)} by {row.method}")
+    if member is not None:
+        from membership.referrals.services import on_payment
+        on_payment(session, member, row, actor=actor, now=now)  # a referrer's reward, once
     if notify:
         from membership.notifications.emails import queue_receipt
         queue_receipt(session, row, now=now)
@@ -326,6 +329,9 @@ def renew(session: Session, term: Membership, *, today: date, now: datetime, act
             session.flush()
     except IntegrityError:
         raise AlreadyRenewed("This term was already renewed.") from None
+    from membership.referrals.services import apply_pending_rewards
+    apply_pending_rewards(session, new, actor=actor, now=now)  # referral months granted since the last term
+    ends = new.ends_on
     if payment is not None:
         record_payment(session, payment, actor=actor, now=now, membership=new, currency=plan.currency,
                        notify=notify)

@@ -39,6 +39,7 @@ NAV = (
     (("portal.directory",), "Directory"),
     (("portal.help", "portal.help_requests", "portal.help_list"), "Help"),
     (("portal.my_data", "portal.data"), "My data"),
+    (("portal_surveys.portal_list",), "Surveys"),
 )
 
 

@@ -218,6 +218,8 @@ def erase_member(session: Session, member: Member, *, now: datetime, today: date
         .values(note=None).execution_options(synchronize_session=False)).rowcount
     session.execute(update(ClosureRequest).where(ClosureRequest.member_id == member.id).values(reason=None)
                     .execution_options(synchronize_session=False))
+    from membership.surveys.services import redact_member_answers
+    redact_member_answers(session, member.id)  # free-text answers and follow-up notes; scores stay
 
     about = AuditLog.member_id == member.id
     if user is not None:

@@ -41,7 +41,7 @@ from membership.privacy.models import ClosureRequest
 from membership.support.models import HelpMessage, HelpRequest
 
 SECTIONS = ("member", "login", "terms", "payments", "activities", "interactions", "emails", "help_requests",
-            "help_messages", "closure_requests", "audit")
+            "help_messages", "closure_requests", "survey_answers", "audit")
 DESCRIPTIONS = {
     "member": "Your member record: names, contact details, address, preferences, directory choices, "
               "membership status, and the notes staff keep about you.",
@@ -54,6 +54,7 @@ DESCRIPTIONS = {
     "help_requests": "Your help requests.",
     "help_messages": "Every message of your help requests, yours and ours.",
     "closure_requests": "Your requests to close your account.",
+    "survey_answers": "Your answers to our surveys, one row per question answered.",
     "audit": "Our audit trail of changes to your records: when, what, and whether you, staff or the system did it.",
 }
 WITHHELD = "[not included: this email held a sign-in link]"
@@ -134,6 +135,9 @@ def collect(session: Session, member: Member) -> dict[str, list[dict[str, Any]]]
     closures = session.scalars(select(ClosureRequest).where(ClosureRequest.member_id == member.id)
                                .order_by(ClosureRequest.requested_at, ClosureRequest.id)).all()
     data["closure_requests"] = [_row(c, CLOSURE_COLUMNS) for c in closures]
+
+    from membership.surveys.services import member_answers
+    data["survey_answers"] = member_answers(session, member.id)
 
     about_login = and_(AuditLog.entity_type == "user", AuditLog.entity_id == user.id) if user else None
     where = AuditLog.member_id == member.id if about_login is None else or_(AuditLog.member_id == member.id,

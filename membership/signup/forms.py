@@ -1,6 +1,7 @@
 """The join form: contact details, email, password."""
 from __future__ import annotations
 
+from flask_babel import lazy_gettext as _l
 from wtforms import EmailField, PasswordField, StringField
 from wtforms.validators import DataRequired, EqualTo, Length
 
@@ -17,6 +18,8 @@ class JoinForm(ContactFields):
                             validators=[DataRequired("Repeat the password."),
                                         EqualTo("password", message="The passwords differ.")],
                             render_kw={"autocomplete": "new-password"})
+    referral_code = StringField(_l("Referral code (if a member invited you)"), validators=[Length(max=20)],
+                                render_kw={"autocomplete": "off", "maxlength": 20, "autocapitalize": "characters"})
     # A field people never see (hidden by samiti.css, skipped by keyboard and screen readers); form
     # robots fill it in. A filled one gets the usual "check your email" page and nothing is stored.
     website = StringField("Leave this empty", render_kw={"autocomplete": "off", "tabindex": "-1"})

@@ -11,6 +11,7 @@ from membership.auth.forms import ConfirmForm, EmailOnlyForm
 from membership.core.errors import DomainError
 from membership.core.time import local_today, utcnow
 from membership.extensions import db, limiter
+from membership.referrals import services as referrals
 from membership.signup import bp
 from membership.signup import services as signup
 from membership.signup.forms import JoinForm
@@ -37,12 +38,20 @@ def _members_go_home():
     return None
 
 
+def _remember_referral() -> None:
+    """A referral link (/join/?ref=CODE) fills the code in, on whichever plan is chosen next."""
+    code = (request.args.get("ref") or "").strip()[:20]
+    if code:
+        session["join_ref"] = code
+
+
 @bp.get("/")
 def plans():
     """The plans open for joining online, with fee and period in words."""
     home = _members_go_home()
     if home:
         return home
+    _remember_referral()
     offered = signup.joinable_plans(db.session)
     return render_template("portal/join/plans.html", plans=offered, period=signup.period_in_words)
 
@@ -63,7 +72,9 @@ def apply(plan_id: int):
         abort(404)
     form = JoinForm()
     if request.method == "GET":
+        _remember_referral()
         form.country.data = current_app.config.get("PHONE_REGION") or ""
+        form.referral_code.data = session.get("join_ref") or ""
         return _render_form(plan, form)
 
     shape_ok = form.validate_on_submit()
@@ -83,11 +94,21 @@ def apply(plan_id: int):
         problem = accounts.password_problem(form.password.data, email=form.email.data or "", name=name)
         if problem:
             form.password.errors = [*form.password.errors, problem]
-    if not shape_ok or data is None or form.password.errors:
+    referrer = None
+    try:
+        referrer = referrals.referrer_by_code(db.session, form.referral_code.data)
+    except DomainError as e:
+        form.referral_code.errors = [*form.referral_code.errors, e.message]
+    if not shape_ok or data is None or form.password.errors or form.referral_code.errors:
         return _render_form(plan, form, 422)
     try:
-        signup.apply(db.session, plan=plan, data=data, password=form.password.data, now=now, today=today)
+        result = signup.apply(db.session, plan=plan, data=data, password=form.password.data, now=now, today=today)
+        if result.outcome == "created":
+            referrals.record_referral(db.session, result.member, referrer, actor=None, now=now,
+                                      via="link" if referrals.normalize_code(session.get("join_ref"))
+                                      == referrals.normalize_code(form.referral_code.data) else "code")
         db.session.commit()
+        session.pop("join_ref", None)
     except IntegrityError:
         # The same address submitted twice at the same moment: the first one made the application.
         db.session.rollback()

@@ -181,6 +181,9 @@ def staff_reply(session: Session, request: HelpRequest, *, body: str, now: datet
                  member_id=request.member_id,
                  summary=f"Replied to help request {request.number}" + (" and resolved it" if resolve else ""))
     _email_reply(session, request, message, actor=actor, now=now)
+    if resolve:
+        from membership.surveys.services import on_help_request_resolved
+        on_help_request_resolved(session, request, now=now)  # after the reply, so the reply is emailed first
     return message
 
 
@@ -211,6 +214,8 @@ def resolve(session: Session, request: HelpRequest, *, now: datetime, actor, by_
     record_audit(session, actor=actor, action="help_request.resolve", entity=request, now=now,
                  member_id=request.member_id,
                  summary=f"Help request {request.number} marked resolved" + (" by the member" if by_member else ""))
+    from membership.surveys.services import on_help_request_resolved
+    on_help_request_resolved(session, request, now=now)  # the effort and satisfaction survey, if one is open
 
 
 def reopen(session: Session, request: HelpRequest, *, now: datetime, actor) -> None:

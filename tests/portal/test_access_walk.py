@@ -43,7 +43,7 @@ OWNED_ARGS = {
     "interaction_id": "interaction", "help_message_id": "help_message",
 }
 # Route arguments that name nothing a member owns (any member may use any value).
-SHARED_ARGS = {"plan_id", "page"}
+SHARED_ARGS = {"plan_id", "page", "survey_id"}  # a survey is the same for every member
 
 
 @pytest.fixture
