@@ -26,6 +26,11 @@ TRANSLATIONS = Path(__file__).resolve().parent.parent / "translations"
 SESSION_KEY = "language"
 
 babel = Babel()
+
+
+def N_(message: str) -> str:
+    """Marks a string for the catalogue without translating it (it is translated where it is shown)."""
+    return message
 bp = Blueprint("i18n", __name__)
 
 
@@ -141,6 +146,27 @@ def init_app(app: Flask) -> None:
     app.jinja_env.globals.update(language_names=LANGUAGE_NAMES, switch_next=switch_next,
                                  current_language=lambda: str(_current_locale()))
     app.register_blueprint(bp)
+    _translate_wtforms()
+
+
+class _WTFormsTranslations:
+    """WTForms' own messages ("This field is required." ...) from our catalogue: WTForms ships no
+    Bengali, so its messages are listed in core/wtforms_messages.py and translated with the rest."""
+
+    def gettext(self, string):
+        from flask_babel import get_translations
+        return get_translations().ugettext(string)
+
+    def ngettext(self, singular, plural, n):
+        from flask_babel import get_translations
+        return get_translations().ungettext(singular, plural, n)
+
+
+def _translate_wtforms() -> None:
+    from flask_wtf import FlaskForm
+
+    translations = _WTFormsTranslations()
+    FlaskForm.Meta.get_translations = lambda self, form: translations
 
 
 def _current_locale():

@@ -1,6 +1,7 @@
 """The join form: contact details, email, password."""
 from __future__ import annotations
 
+from flask_babel import lazy_gettext as _l
 from wtforms import EmailField, PasswordField, StringField
 from wtforms.validators import DataRequired, EqualTo, Length
 
@@ -8,15 +9,15 @@ from membership.portal.forms import ContactFields
 
 
 class JoinForm(ContactFields):
-    email = EmailField("Email", validators=[DataRequired("Email is required: we send the confirmation link there."),
+    email = EmailField(_l("Email"), validators=[DataRequired(_l("Email is required: we send the confirmation link there.")),
                                             Length(max=254)],
                        render_kw={"autocomplete": "email", "maxlength": 254})
-    password = PasswordField("Choose a password", validators=[DataRequired("Choose a password."), Length(max=256)],
+    password = PasswordField(_l("Choose a password"), validators=[DataRequired(_l("Choose a password.")), Length(max=256)],
                              render_kw={"autocomplete": "new-password"})
-    confirm = PasswordField("Repeat the password",
-                            validators=[DataRequired("Repeat the password."),
-                                        EqualTo("password", message="The passwords differ.")],
+    confirm = PasswordField(_l("Repeat the password"),
+                            validators=[DataRequired(_l("Repeat the password.")),
+                                        EqualTo("password", message=_l("The passwords differ."))],
                             render_kw={"autocomplete": "new-password"})
     # A field people never see (hidden by samiti.css, skipped by keyboard and screen readers); form
     # robots fill it in. A filled one gets the usual "check your email" page and nothing is stored.
-    website = StringField("Leave this empty", render_kw={"autocomplete": "off", "tabindex": "-1"})
+    website = StringField(_l("Leave this empty"), render_kw={"autocomplete": "off", "tabindex": "-1"})
