@@ -35,7 +35,7 @@ class FeedbackForm(FlaskForm):
                                  validators=[Optional()])
     comment = TextAreaField(_l("Anything you want to tell us? (optional)"),
                             validators=[Optional(), Length(max=COMMENT_MAX,
-                                                           message=_l("Use at most %(max)s characters.", max=f"{COMMENT_MAX:,}"))])
+                                                           message=_l("Use at most %(max)s characters.", max=format(COMMENT_MAX, ",")))])
 
     def recommend(self) -> bool | None:
         return {"yes": True, "no": False}.get(self.would_recommend.data)
