@@ -6,7 +6,6 @@ from datetime import date, datetime
 from functools import wraps
 from urllib.parse import urlsplit
 
-from babel.numbers import format_currency
 from flask import Flask, abort, current_app, g, jsonify, render_template, request
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
@@ -18,6 +17,7 @@ from markupsafe import Markup
 from werkzeug.routing import IntegerConverter
 
 from membership.accounts.models import User
+from membership.core import formats
 from membership.core.db import install_sqlite_pragmas
 from membership.core.time import as_utc, to_local
 from membership.extensions import db, login_manager
@@ -75,7 +75,7 @@ def init_app(app: Flask) -> None:
     app.context_processor(lambda: {"association_name": current_app.config["ASSOCIATION_NAME"],
                                    "status_labels": STATUS_LABELS, "today_local": _today})
     app.jinja_env.filters.update(money=money, day=format_day, when=format_when, status_label=status_label,
-                                status_badge=status_badge)
+                                status_badge=status_badge, number=formats.number, digits=formats.digits)
     app.jinja_env.globals["form_token"] = lambda: secrets.token_urlsafe(16)
 
     for code in (400, 403, 404, 405, 409, 413, 422, 429, 500):
@@ -197,10 +197,11 @@ def require_roles(*roles: str):
 
 
 def money(minor: int | None, currency: str | None = None) -> str:
+    """An amount in minor units in the page's language: BDT1,500.00 (en_GB), ১,৫০০.০০৳ (Bengali)."""
     if minor is None:
         return ""
     currency = currency or current_app.config["CURRENCY"]
-    return format_currency(minor / 100, currency, locale=current_app.config["LOCALE"])
+    return formats.money(minor, currency)
 
 
 def page_or_last(stmt, *, per_page: int):
@@ -215,17 +216,18 @@ def page_or_last(stmt, *, per_page: int):
 
 
 def format_day(value: date | None, fmt: str = "%d %b %Y") -> str:
+    """A date (a datetime: its local day) in the page's language; `fmt` is a strftime pattern."""
     if value is None:
         return ""
     if isinstance(value, datetime):
         value = to_local(value)
-    return value.strftime(fmt)
+    return formats.strftime(value, fmt)
 
 
 def format_when(value: datetime | None, fmt: str = "%d %b %Y %H:%M") -> str:
     if value is None:
         return ""
-    return to_local(as_utc(value)).strftime(fmt)
+    return formats.strftime(to_local(as_utc(value)), fmt)
 
 
 def status_label(status: str | None) -> str:

@@ -5,9 +5,10 @@ for strings made during a request and `lazy_gettext as _l` for strings defined a
 The catalogues live in `membership/translations/<lang>/LC_MESSAGES/messages.po` (see core/catalog.py
 and `flask i18n`).
 
-The language of a page: a signed-in member's Member.language (the same preference as their emails),
-a signed-in staff login's User.language, else the visitor's choice kept in the session, else the
-browser's Accept-Language, else DEFAULT_LANGUAGE. Emails use `language_of(...)` for the recipient.
+The language of a page: a signed-in user's choice made with the switch (User.language, kept on the
+account), else the visitor's choice kept in the session, else the browser's Accept-Language, else
+DEFAULT_LANGUAGE. The switch also sets a member's Member.language, the language of their emails
+(which My details shows as "language of our emails"); emails use `language_of(...)`.
 """
 from __future__ import annotations
 
@@ -45,7 +46,9 @@ def clean_language(value: str | None) -> str | None:
 
 
 def language_of(member=None, user=None) -> str:
-    """The language to write to someone in: a member's own choice, a staff login's, else the default."""
+    """The language to write to someone in: a member's own choice (Member.language, "language of
+    our emails"), a staff login's (User.language); for someone with neither (a guest at an event)
+    the language of the page they are on; outside a request the association's default."""
     if member is not None and clean_language(getattr(member, "language", None)):
         return member.language
     if user is not None:
@@ -53,6 +56,11 @@ def language_of(member=None, user=None) -> str:
             return user.member.language
         if clean_language(getattr(user, "language", None)):
             return user.language
+    if has_request_context() and member is None and user is None:
+        from flask_babel import get_locale
+        locale = get_locale()
+        if locale is not None and locale.language in LANGUAGES:
+            return locale.language
     return default_language()
 
 
@@ -65,8 +73,6 @@ def _stored_choice() -> str | None:
         return None
     if user is None or not getattr(user, "is_authenticated", False):
         return None
-    if user.member_id is not None and user.member is not None:
-        return clean_language(user.member.language)
     return clean_language(user.language)
 
 
@@ -87,20 +93,19 @@ def in_language(language: str | None):
 
 
 def set_language(db_session, user, language: str, *, now: datetime) -> None:
-    """Store a signed-in user's choice: on the member (pages and emails follow it) or on the staff
-    login. Caller commits."""
+    """Store a signed-in user's choice of the switch on their login (their pages, on every device);
+    a member's emails follow it too (Member.language, the same preference as "language of our
+    emails" in My details). Caller commits."""
     from membership.core.services import record_audit
 
-    if user.member_id is not None and user.member is not None:
-        member = user.member
-        if member.language != language:
-            before = member.language
-            member.language = language
-            record_audit(db_session, actor=user, action="member.language", entity=member, now=now,
-                         member_id=member.id, summary=f"Language changed to {LANGUAGE_NAMES[language]}",
-                         changes={"language": [before, language]})
-    elif user.language != language:
-        user.language = language
+    user.language = language
+    member = user.member if user.member_id is not None else None
+    if member is not None and member.erased_at is None and member.language != language:
+        before = member.language
+        member.language = language
+        record_audit(db_session, actor=user, action="member.language", entity=member, now=now,
+                     member_id=member.id, summary=f"Language changed to {LANGUAGE_NAMES[language]}",
+                     changes={"language": [before, language]})
 
 
 @bp.post("/language")
@@ -147,6 +152,14 @@ def init_app(app: Flask) -> None:
                                  current_language=lambda: str(_current_locale()))
     app.register_blueprint(bp)
     _translate_wtforms()
+
+    @app.before_request
+    def _choose_the_language_afresh():
+        # Flask-Babel keeps the chosen locale in `g`, which lives on the app context; a request run
+        # inside an outer app context (tests, a CLI that dispatches requests) would keep the
+        # language of an earlier request (the same reason web.py reloads the user).
+        from flask import g
+        g.pop("_flask_babel", None)
 
 
 class _WTFormsTranslations:

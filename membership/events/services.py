@@ -31,6 +31,7 @@ Rules (issue 5):
 from __future__ import annotations
 
 from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 import hashlib
 import re
 from dataclasses import dataclass, field
@@ -79,9 +80,8 @@ def format_local(dt: datetime | None, zone=None, *, pattern: str = "EEEE d MMMM 
     """A moment as the association reads it, e.g. "Tuesday 9 March 2027, 18:30"."""
     if dt is None:
         return ""
-    from babel.dates import format_datetime
-    locale = current_app.config.get("LOCALE") or "en_GB"
-    return format_datetime(as_utc(dt).astimezone(_zone(zone)), pattern, locale=locale)
+    from membership.core import formats
+    return formats.datetime_pattern(as_utc(dt).astimezone(_zone(zone)), pattern)
 
 
 def _opens_text(dt: datetime) -> str:
@@ -345,7 +345,7 @@ def _check_editable(event: Event) -> None:
 
 
 # Changes to a published event that people registered for need to hear about.
-TOLD_CHANGES = {"starts_at": "Start", "ends_at": "End", "venue": "Place", "online_url": "Online link"}
+TOLD_CHANGES = {"starts_at": _l("Start"), "ends_at": _l("End"), "venue": _l("Place"), "online_url": _l("Online link")}
 
 
 def _change_lines(changes: dict[str, list]) -> list[str]:
@@ -355,7 +355,8 @@ def _change_lines(changes: dict[str, list]) -> list[str]:
             old, new = changes[name]
             if isinstance(new, datetime):
                 old, new = format_local(old), format_local(new)
-            lines.append(f"{label}: was {old or 'not given'}; now {new or 'not given'}")
+            lines.append(_("%(what)s: was %(old)s; now %(new)s", what=label, old=old or _("not given"),
+                           new=new or _("not given")))
     return lines
 
 
@@ -372,7 +373,9 @@ def _tell_of_change(session: Session, event: Event, changes: dict[str, list], *,
     live = session.scalars(select(EventRegistration).where(
         EventRegistration.event_id == event.id,
         EventRegistration.status.in_(("confirmed", "waitlisted"))).order_by(EventRegistration.id))
-    return sum(emails.queue_event_changed(session, registration, now=now, changes=lines, change_key=key) is not None
+    # each email lists the changes in its recipient's language (dates too)
+    return sum(emails.queue_event_changed(session, registration, now=now, changes=lambda: _change_lines(changes),
+                                          change_key=key) is not None
                for registration in live)
 
 

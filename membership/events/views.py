@@ -12,6 +12,7 @@ from flask import Blueprint, abort, current_app, flash, make_response, redirect,
 from flask_login import current_user
 from sqlalchemy.exc import IntegrityError
 
+from membership.core import formats
 from membership.core.errors import DomainError, ValidationError
 from membership.core.time import to_local, utcnow
 from membership.events import ics
@@ -72,10 +73,10 @@ def payment_instructions() -> str:
 def event_when(event: Event) -> str:
     """"Sat 20 Jun 2026, 18:00 to 20:00" in the association's zone (both dates when it spans days)."""
     starts, ends = to_local(event.starts_at), to_local(event.ends_at)
-    first = f"{starts:%a} {starts.day} {starts:%b %Y, %H:%M}"
+    first = formats.strftime(starts, "%a %-d %b %Y, %H:%M")
     if ends.date() == starts.date():
-        return f"{first} to {ends:%H:%M}"
-    return f"{first} to {ends:%a} {ends.day} {ends:%b %Y, %H:%M}"
+        return _("%(start)s to %(end)s", start=first, end=formats.strftime(ends, "%H:%M"))
+    return _("%(start)s to %(end)s", start=first, end=formats.strftime(ends, "%a %-d %b %Y, %H:%M"))
 
 
 @bp.app_template_filter("price_words")

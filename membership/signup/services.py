@@ -181,7 +181,7 @@ class ApplyResult:
 
 
 def apply(session: Session, *, plan: Plan, data: members.MemberData, password: str, now: datetime,
-          today: date) -> ApplyResult:
+          today: date, page_language: str | None = None) -> ApplyResult:
     """Record an application to join `plan` and email the confirmation link.
 
     Raises ValidationError for a bad password (field "password") or a plan that is not open for
@@ -215,6 +215,7 @@ def apply(session: Session, *, plan: Plan, data: members.MemberData, password: s
     user = accounts.create_user(session, email=email, name=member.full_name, role="member", password=password,
                                 actor=None, now=now, member_id=member.id)
     user.is_active_flag = False  # until the address is confirmed (deactivated_at stays empty)
+    user.language = page_language  # the language the visitor chose with the switch: their portal's
     record_audit(session, actor=None, action=APPLY_ACTION, entity=member, now=now, member_id=member.id,
                  summary=f"Applied online for {plan.name}: {member.member_number} {member.full_name}",
                  changes={"plan_id": plan.id, "plan": plan.code, "user_id": user.id})

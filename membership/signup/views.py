@@ -3,6 +3,9 @@ the confirmation link and "send the link again". No page says whether an address
 from __future__ import annotations
 
 from flask_babel import gettext as _
+from flask_babel import get_locale
+
+from membership.core import i18n
 from flask import abort, current_app, flash, redirect, render_template, request, session, url_for
 from flask_login import current_user
 from sqlalchemy.exc import IntegrityError
@@ -65,6 +68,7 @@ def apply(plan_id: int):
     form = JoinForm()
     if request.method == "GET":
         form.country.data = current_app.config.get("PHONE_REGION") or ""
+        form.language.data = str(get_locale() or "en")  # emails in the language of the page, unless changed
         return _render_form(plan, form)
 
     shape_ok = form.validate_on_submit()
@@ -87,7 +91,8 @@ def apply(plan_id: int):
     if not shape_ok or data is None or form.password.errors:
         return _render_form(plan, form, 422)
     try:
-        signup.apply(db.session, plan=plan, data=data, password=form.password.data, now=now, today=today)
+        signup.apply(db.session, plan=plan, data=data, password=form.password.data, now=now, today=today,
+                     page_language=i18n.clean_language(session.get(i18n.SESSION_KEY)))
         db.session.commit()
     except IntegrityError:
         # The same address submitted twice at the same moment: the first one made the application.
