@@ -14,6 +14,7 @@ from flask_login import current_user
 from sqlalchemy import select
 from sqlalchemy.orm import joinedload
 
+from membership.core import formats
 from membership.core import time as clock
 from membership.core.errors import AlreadyRenewed, DomainError, ValidationError
 from membership.extensions import db
@@ -86,7 +87,7 @@ def _dates(starts: date, ends: date | None) -> str:
 def days_words(n: int) -> str:
     if n == 0:
         return _("today is the last day")
-    return ngettext("%(num)s day left", "%(num)s days left", n)
+    return formats.digits(ngettext("%(num)s day left", "%(num)s days left", n))
 
 
 # ---------------------------------------------------------------- what to tell the member

@@ -4,6 +4,7 @@ and in Bengali: staff home, member list, member page, portal home, the join form
 The language is chosen the way people choose it: with the switch on the page."""
 from __future__ import annotations
 
+import os
 import re
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -108,3 +109,24 @@ def test_no_serious_accessibility_problems_on_the_main_pages(axe_page, world, la
 
     found = {name: found for name, found in problems.items() if found}
     assert not found, "\n".join(f"{name}: {v}" for name, vs in found.items() for v in vs)
+
+
+def test_the_portal_in_bengali_renders_bengali_text_in_the_vendored_font(axe_page, world, tmp_path):
+    """A screenshot of the portal home in Bengali (saved for people to look at), and proof that the
+    Bengali glyphs come from the Noto Sans Bengali the app serves, not from empty boxes."""
+    page = axe_page
+    sign_in(page, world["member_email"])
+    page.goto("/my/")
+    choose(page, "বাংলা")
+    main = page.inner_text("main")
+    assert "আমার সদস্যপদ" in page.inner_text("nav") and "সদস্যপদের ইতিহাস" in main and "Membership history" not in main
+    assert page.evaluate("document.documentElement.lang") == "bn"
+    page.evaluate("document.fonts.ready")
+    assert page.evaluate("document.fonts.check('16px \"Noto Sans Bengali\"', 'সদস্য')")
+    assert page.evaluate("""() => [...document.fonts].some(f => f.family.includes('Noto Sans Bengali')
+                                                             && f.status === 'loaded')""")
+    out = Path(os.environ.get("SAMITI_TEST_ARTIFACTS") or tmp_path)
+    out.mkdir(parents=True, exist_ok=True)
+    shot = out / "portal-home-bn.png"
+    page.screenshot(path=str(shot), full_page=True)
+    assert shot.stat().st_size > 10_000
