@@ -3,6 +3,7 @@ account to be closed (a confirm step, an optional reason; staff confirm, then th
 is erased), or withdraw that request while it waits."""
 from __future__ import annotations
 
+from flask_babel import lazy_gettext as _l
 from flask_babel import gettext as _
 from flask import Response, current_app, flash, redirect, render_template, request, url_for
 from flask_login import current_user
@@ -25,11 +26,11 @@ from membership.support.models import HelpRequest
 
 
 class ClosureForm(FlaskForm):
-    reason = TextAreaField("Why are you leaving? (optional)", validators=[
+    reason = TextAreaField(_l("Why are you leaving? (optional)"), validators=[
         Length(max=2000, message=_("Use at most 2,000 characters."))])
-    confirm = BooleanField("I understand that my personal details will be erased and I will not be able to "
-                           "sign in any more.",
-                           validators=[DataRequired("Tick the box to confirm that you want your account closed.")])
+    confirm = BooleanField(_l("I understand that my personal details will be erased and I will not be able to "
+                           "sign in any more."),
+                           validators=[DataRequired(_l("Tick the box to confirm that you want your account closed."))])
 
 
 def _counts(member) -> dict[str, int]:

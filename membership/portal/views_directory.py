@@ -4,6 +4,7 @@ those choices. Only signed-in current members (active or grace) browse it; staff
 member list instead (the portal blueprint admits members only)."""
 from __future__ import annotations
 
+from flask_babel import lazy_gettext as _l
 from flask_babel import gettext as _
 from flask import flash, redirect, render_template, request, url_for
 from flask_login import current_user
@@ -20,11 +21,11 @@ PER_PAGE = 24
 
 
 class DirectorySettingsForm(FlaskForm):
-    directory_opt_in = BooleanField("List me in the member directory")
-    directory_show_organization = BooleanField("Show my organisation and job title")
-    directory_show_city = BooleanField("Show my city")
-    directory_show_email = BooleanField("Show my email address")
-    directory_show_phone = BooleanField("Show my phone number")
+    directory_opt_in = BooleanField(_l("List me in the member directory"))
+    directory_show_organization = BooleanField(_l("Show my organisation and job title"))
+    directory_show_city = BooleanField(_l("Show my city"))
+    directory_show_email = BooleanField(_l("Show my email address"))
+    directory_show_phone = BooleanField(_l("Show my phone number"))
 
 
 @bp.get("/directory", endpoint="directory")

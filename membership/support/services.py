@@ -9,6 +9,7 @@ not leave their words behind there.
 from __future__ import annotations
 
 from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 from datetime import datetime
 
 from sqlalchemy import func, select
@@ -22,12 +23,12 @@ from membership.support.models import HELP_CATEGORIES, UNRESOLVED, HelpMessage, 
 
 SUBJECT_MAX = 200
 BODY_MAX = 10_000
-CATEGORY_LABELS = {"question": "Question", "complaint": "Complaint", "other": "Something else"}
-STATUS_LABELS = {"open": "Waiting for staff", "answered": "Answered", "resolved": "Resolved",
-                 "closed": "Closed"}
+CATEGORY_LABELS = {"question": _l("Question"), "complaint": _l("Complaint"), "other": _l("Something else")}
+STATUS_LABELS = {"open": _l("Waiting for staff"), "answered": _l("Answered"), "resolved": _l("Resolved"),
+                 "closed": _l("Closed")}
 # What the member reads: "answered" means they are the one we wait for.
-MEMBER_STATUS_LABELS = {"open": "Waiting for our reply", "answered": "We replied", "resolved": "Resolved",
-                        "closed": "Closed"}
+MEMBER_STATUS_LABELS = {"open": _l("Waiting for our reply"), "answered": _l("We replied"), "resolved": _l("Resolved"),
+                        "closed": _l("Closed")}
 
 
 def _clean_body(body: str | None) -> str:
