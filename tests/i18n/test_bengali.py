@@ -241,3 +241,31 @@ def test_money_dates_and_digits_follow_the_language_and_the_setting(app):
 def test_date_inputs_show_no_us_style_placeholder(app):
     for path in Path(app.template_folder).rglob("*.html"):
         assert "mm/dd/yyyy" not in path.read_text(encoding="utf-8").lower(), path
+
+
+def test_the_language_versions_page_previews_and_saves_each_language(app, admin_client, make_user):
+    page = text_of(admin_client.get("/staff/email-templates/welcome/language/bn"))
+    assert "Test Association-এ স্বাগতম, Ada" in page  # the shipped text, previewed in Bengali
+    assert "No staff edit: the shipped text, translated into বাংলা." in page
+    english = text_of(admin_client.get("/staff/email-templates/welcome/language/en"))
+    assert "Welcome to Test Association, Ada" in english
+    saved = admin_client.post("/staff/email-templates/welcome/language/bn", data={
+        "action": "save", "subject": "স্বাগতম, {{ member.first_name }}!", "body_text": "আপনাকে পেয়ে আমরা খুশি।",
+        "body_html": ""})
+    assert saved.status_code == 302
+    assert templating.custom_row(db.session, "welcome", "bn").subject == "স্বাগতম, {{ member.first_name }}!"
+    assert templating.custom_row(db.session, "welcome", "en") is None
+    page = text_of(admin_client.get("/staff/email-templates/welcome/language/bn"))
+    assert "স্বাগতম, Ada!" in page and "Staff edited the বাংলা version." in page
+    bad = admin_client.post("/staff/email-templates/welcome/language/bn", data={
+        "action": "save", "subject": "{{ nonsense }}", "body_text": "x", "body_html": ""})
+    assert bad.status_code == 422 and "nonsense" in text_of(bad)
+    assert admin_client.post("/staff/email-templates/welcome/language/bn", data={"action": "reset"}).status_code == 302
+    assert templating.custom_row(db.session, "welcome", "bn") is None
+    assert admin_client.get("/staff/email-templates/welcome/language/xx").status_code == 404
+
+    staff = app.test_client()
+    login(staff, make_user("staff", email="s2@example.org"))
+    assert staff.get("/staff/email-templates/welcome/language/bn").status_code == 200
+    assert staff.post("/staff/email-templates/welcome/language/bn", data={"action": "reset"}).status_code == 403
+    assert app.test_client().get("/staff/email-templates/welcome/language/bn").status_code == 302
