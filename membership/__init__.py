@@ -47,6 +47,8 @@ def create_app(test_config: dict | None = None) -> Flask:
     app.register_blueprint(portal_bp)
     from membership.notifications.views import bp as mail_bp
     app.register_blueprint(mail_bp)
+    from membership.notifications.views_languages import bp as mail_languages_bp
+    app.register_blueprint(mail_languages_bp)
     from membership.signup import bp as signup_bp
     app.register_blueprint(signup_bp)
     from membership.events.views import bp as events_bp

@@ -19,6 +19,8 @@ _ENV = {
     # The language of pages for visitors whose browser asks for none we have, and of emails to
     # people with no language of their own: "en" or "bn".
     "DEFAULT_LANGUAGE": ("DEFAULT_LANGUAGE", "en", str),
+    # Bengali pages and emails write numbers, dates and amounts with Bengali digits (১২৩) or Latin ones.
+    "BENGALI_DIGITS": ("BENGALI_DIGITS", True, lambda v: v.lower() in {"1", "true", "yes"}),
     "PHONE_REGION": ("PHONE_REGION", "BD", str),
     # The association's own country (two letters), first in country lists; empty: PHONE_REGION.
     "COUNTRY": ("COUNTRY", "", str),

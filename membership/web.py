@@ -6,14 +6,18 @@ from datetime import date, datetime
 from functools import wraps
 from urllib.parse import urlsplit
 
-from babel.numbers import format_currency
 from flask import Flask, abort, current_app, g, jsonify, render_template, request
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
+
+from membership.core.i18n import N_
 from flask_login import current_user
 from flask_wtf.csrf import CSRFError
 from markupsafe import Markup
 from werkzeug.routing import IntegerConverter
 
 from membership.accounts.models import User
+from membership.core import formats
 from membership.core.db import install_sqlite_pragmas
 from membership.core.time import as_utc, to_local
 from membership.extensions import db, login_manager
@@ -38,7 +42,8 @@ def init_app(app: Flask) -> None:
     # before any blueprint adds its rules
     app.url_map.converters["int"] = DatabaseIntConverter
     login_manager.login_view = "auth.login"
-    login_manager.login_message = "Please sign in to see that page."
+    login_manager.login_message = N_("Please sign in to see that page.")
+    login_manager.localize_callback = _  # translated when flashed, in the visitor's language
     login_manager.login_message_category = "info"
     login_manager.session_protection = "basic"
     login_manager.user_loader(load_user)
@@ -70,7 +75,7 @@ def init_app(app: Flask) -> None:
     app.context_processor(lambda: {"association_name": current_app.config["ASSOCIATION_NAME"],
                                    "status_labels": STATUS_LABELS, "today_local": _today})
     app.jinja_env.filters.update(money=money, day=format_day, when=format_when, status_label=status_label,
-                                status_badge=status_badge)
+                                status_badge=status_badge, number=formats.number, digits=formats.digits)
     app.jinja_env.globals["form_token"] = lambda: secrets.token_urlsafe(16)
 
     for code in (400, 403, 404, 405, 409, 413, 422, 429, 500):
@@ -120,15 +125,15 @@ def wants_json() -> bool:
 
 
 _MESSAGES = {
-    400: "The request could not be understood.",
-    403: "You do not have access to this page.",
-    404: "This page does not exist.",
-    405: "This action is not allowed here.",
-    409: "This conflicts with the current state of the record.",
-    413: "The upload is too large.",
-    422: "Some of the data was not valid.",
-    429: "Too many attempts. Please wait a few minutes and try again.",
-    500: "Something went wrong on our side. Nothing was saved; please try again.",
+    400: _l("The request could not be understood."),
+    403: _l("You do not have access to this page."),
+    404: _l("This page does not exist."),
+    405: _l("This action is not allowed here."),
+    409: _l("This conflicts with the current state of the record."),
+    413: _l("The upload is too large."),
+    422: _l("Some of the data was not valid."),
+    429: _l("Too many attempts. Please wait a few minutes and try again."),
+    500: _l("Something went wrong on our side. Nothing was saved; please try again."),
 }
 
 
@@ -136,14 +141,14 @@ def handle_error(error):
     code = getattr(error, "code", 500) or 500
     if code == 500:
         db.session.rollback()
-    message = _MESSAGES.get(code, "Error")
+    message = str(_MESSAGES.get(code) or _("Error"))
     if wants_json():
         return jsonify(error=message, status=code), code
     return render_template("errors/error.html", code=code, message=message), code
 
 
 def handle_csrf_error(error):
-    message = "Your form expired or was sent from another site. Please go back, reload the page and try again."
+    message = _("Your form expired or was sent from another site. Please go back, reload the page and try again.")
     if wants_json():
         return jsonify(error=message, status=400), 400
     return render_template("errors/error.html", code=400, message=message), 400
@@ -192,10 +197,11 @@ def require_roles(*roles: str):
 
 
 def money(minor: int | None, currency: str | None = None) -> str:
+    """An amount in minor units in the page's language: BDT1,500.00 (en_GB), ১,৫০০.০০৳ (Bengali)."""
     if minor is None:
         return ""
     currency = currency or current_app.config["CURRENCY"]
-    return format_currency(minor / 100, currency, locale=current_app.config["LOCALE"])
+    return formats.money(minor, currency)
 
 
 def page_or_last(stmt, *, per_page: int):
@@ -210,21 +216,24 @@ def page_or_last(stmt, *, per_page: int):
 
 
 def format_day(value: date | None, fmt: str = "%d %b %Y") -> str:
+    """A date (a datetime: its local day) in the page's language; `fmt` is a strftime pattern."""
     if value is None:
         return ""
     if isinstance(value, datetime):
         value = to_local(value)
-    return value.strftime(fmt)
+    return formats.strftime(value, fmt)
 
 
 def format_when(value: datetime | None, fmt: str = "%d %b %Y %H:%M") -> str:
     if value is None:
         return ""
-    return to_local(as_utc(value)).strftime(fmt)
+    return formats.strftime(to_local(as_utc(value)), fmt)
 
 
 def status_label(status: str | None) -> str:
-    return STATUS_LABELS.get(status or "none", status or "")
+    """A status word (Active, Grace period, Lapsed...) in the current language: templates and staff
+    pages use this (or STATUS_LABELS, whose values are lazy translations)."""
+    return str(STATUS_LABELS.get(status or "none", status or ""))
 
 
 def status_badge(status: str | None) -> Markup:

@@ -36,6 +36,9 @@ class User(UserMixin, db.Model):
     last_login_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     deactivated_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # The language a staff login chose for pages and staff emails (None: the association's default).
+    # A member login's choice is Member.language, the same preference as their emails.
+    language: Mapped[str | None] = mapped_column(String(8))
 
     member = relationship("Member", foreign_keys=[member_id])
 

@@ -7,6 +7,7 @@ Every function takes a session and explicit `now`/`today`; it adds and flushes, 
 """
 from __future__ import annotations
 
+from flask_babel import gettext as _
 import hashlib
 import secrets
 from datetime import date, datetime
@@ -145,10 +146,10 @@ def request_email_change(session: Session, user: User, new_email: str, *, now: d
     taken address."""
     new_email = clean_email(new_email, required=True)
     if accounts.normalize_email(new_email) == user.email_normalized:
-        raise ValidationError("This is already your email address.", field="email")
+        raise ValidationError(_("This is already your email address."), field="email")
     if _address_taken(session, new_email, user):
-        raise ValidationError("This address cannot be used for your account. If it is yours, "
-                              "contact us.", field="email")
+        raise ValidationError(_("This address cannot be used for your account. If it is yours, "
+                              "contact us."), field="email")
     link = templating.link(f"/account/email/confirm/{email_change_token(user, new_email)}")
     enqueue(session, template_key="email_change_confirm",
             dedupe_key=f"email_change:user:{user.id}:{_digest(link)}", now=now, member=user.member,
@@ -181,7 +182,7 @@ def change_email(session: Session, user: User, new_email: str, *, now: datetime)
     taken meanwhile."""
     new_email = clean_email(new_email, required=True)
     if _address_taken(session, new_email, user):
-        raise Conflict("This address is now used by another account, so it cannot be yours here. Contact us.")
+        raise Conflict(_("This address is now used by another account, so it cannot be yours here. Contact us."))
     old = user.email
     member = user.member
     if member is not None:

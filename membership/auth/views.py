@@ -2,6 +2,7 @@
 email address: views_account.py)."""
 from __future__ import annotations
 
+from flask_babel import gettext as _
 from flask import current_app, flash, redirect, render_template, request, session, url_for
 from flask_login import current_user, login_required, login_user, logout_user
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
@@ -58,7 +59,7 @@ def login():
         else:
             user = accounts.authenticate(db.session, form.email.data, form.password.data)
         if user is None:
-            form.password.errors.append("The email or password is not right.")
+            form.password.errors.append(_("The email or password is not right."))
             return render_template("auth/login.html", form=form), 401
         # A fresh session at sign-in: nothing from before (a planted session id) carries over.
         session.clear()
@@ -85,7 +86,7 @@ def logout():
         db.session.commit()
     logout_user()
     session.clear()
-    flash("You are signed out.", "success")
+    flash(_("You are signed out."), "success")
     return redirect(url_for("auth.login"))
 
 
@@ -96,7 +97,7 @@ def change_password():
     form = ChangePasswordForm()
     if form.validate_on_submit():
         if not check_password_hash(current_user.password_hash or "", form.current_password.data):
-            form.current_password.errors.append("This is not your current password.")
+            form.current_password.errors.append(_("This is not your current password."))
         else:
             try:
                 accounts.set_password(db.session, current_user, form.new_password.data, actor=current_user,
@@ -109,7 +110,7 @@ def change_password():
                 # The token changed: sign in again in this browser only; every other session has ended.
                 user = current_user._get_current_object()  # the user, not the proxy (login_user stores it)
                 login_user(user)
-                flash("Your password is changed. Other devices have been signed out.", "success")
+                flash(_("Your password is changed. Other devices have been signed out."), "success")
                 return redirect(_home_for(user))
     status = 422 if request.method == "POST" else 200
     return render_template("auth/change_password.html", form=form), status
@@ -133,13 +134,13 @@ def accept_invitation(token: str):
         data = invitation_serializer().loads(token, max_age=INVITATION_MAX_AGE)
     except SignatureExpired:
         return render_template("errors/error.html", code=400,
-                               message="This invitation has expired. Ask an admin for a new one."), 400
+                               message=_("This invitation has expired. Ask an admin for a new one.")), 400
     except BadSignature:
-        return render_template("errors/error.html", code=404, message="This invitation link is not valid."), 404
+        return render_template("errors/error.html", code=404, message=_("This invitation link is not valid.")), 404
     user = db.session.get(User, data.get("id"))
     if user is None or user.session_token != data.get("t") or user.password_hash or not user.is_active:
         return render_template("errors/error.html", code=404,
-                               message="This invitation was already used or withdrawn."), 404
+                               message=_("This invitation was already used or withdrawn.")), 404
     form = SetPasswordForm()
     if request.method == "GET":
         form.name.data = user.name
@@ -155,7 +156,7 @@ def accept_invitation(token: str):
         else:
             session.clear()
             login_user(user)
-            flash("Welcome to Samiti. Your password is set.", "success")
+            flash(_("Welcome to Samiti. Your password is set."), "success")
             return redirect(_home_for(user))
     status = 422 if request.method == "POST" else 200
     return render_template("auth/invitation.html", form=form, user=user), status

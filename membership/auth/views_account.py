@@ -3,6 +3,8 @@ new address; the old one is told). Links change nothing when opened: a button on
 (mail scanners open links)."""
 from __future__ import annotations
 
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 from flask import current_app, flash, redirect, render_template, request, session, url_for
 from flask_login import current_user, login_required, login_user
 from werkzeug.security import check_password_hash
@@ -17,9 +19,9 @@ from membership.core.time import local_today, utcnow
 from membership.extensions import db, limiter
 
 LINK_PROBLEMS = {
-    "expired": "This link has expired.",
-    "used": "This link was already used.",
-    "invalid": "This link is not valid. If you copied it from an email, check that you copied all of it.",
+    "expired": _l("This link has expired."),
+    "used": _l("This link was already used."),
+    "invalid": _l("This link is not valid. If you copied it from an email, check that you copied all of it."),
 }
 
 
@@ -82,7 +84,7 @@ def reset_password(token: str):
         else:
             session.clear()
             login_user(user)
-            flash("Your new password is set. You are signed in; any other device has been signed out.", "success")
+            flash(_("Your new password is set. You are signed in; any other device has been signed out."), "success")
             return redirect(_home_for(user))
     status = 422 if request.method == "POST" else 200
     return render_template("auth/reset_password.html", form=form, user=user), status
@@ -99,7 +101,7 @@ def change_email():
     if form.validate_on_submit():
         user = current_user._get_current_object()
         if not check_password_hash(user.password_hash or "", form.current_password.data):
-            form.current_password.errors.append("This is not your password.")
+            form.current_password.errors.append(_("This is not your password."))
         else:
             try:
                 new_email = auth_services.request_email_change(db.session, user, form.email.data, now=utcnow())
@@ -108,8 +110,8 @@ def change_email():
                 db.session.rollback()
                 form.email.errors.append(str(e))
             else:
-                flash(f"We sent a link to {new_email}. Open it to confirm the new address; until then we keep "
-                      f"writing to {user.email}.", "success")
+                flash(_("We sent a link to %(new)s. Open it to confirm the new address; until then we keep "
+                        "writing to %(old)s.", new=new_email, old=user.email), "success")
                 return redirect(url_for("portal.profile") if user.member_id else _home_for(user))
     status = 422 if request.method == "POST" else 200
     return render_template("auth/change_email.html", form=form), status
@@ -129,7 +131,7 @@ def confirm_email_change(token: str):
             db.session.rollback()
             return render_template("auth/confirm_email_change.html", form=form, user=user, new_email=new_email,
                                    error=str(e)), e.status_code
-        flash(f"Your email address is now {user.email}.", "success")
+        flash(_("Your email address is now %(email)s.", email=user.email), "success")
         signed_in = current_user.is_authenticated and current_user.id == user.id
         return redirect(_home_for(user) if signed_in else url_for("auth.login"))
     return render_template("auth/confirm_email_change.html", form=form, user=user, new_email=new_email)

@@ -73,14 +73,21 @@ def digest_alert_lines(pending: list[tuple[RiskAlert, Member]]) -> list[str]:
     """Digest lines for new alerts: member, number, risk, reasons, suggested action."""
     if not pending:
         return []
+    from flask_babel import gettext as _
+    from flask_babel import ngettext
+
+    from membership.core.formats import digits, number
+
     n = len(pending)
-    lines = [f"{n:,} member{'' if n == 1 else 's'} crossed into high churn risk:"]
+    lines = [ngettext("%(count)s member crossed into high churn risk:", "%(count)s members crossed into high churn "
+                      "risk:", n, count=number(n))]
     for alert, member in pending[:MAX_DIGEST_ALERTS]:
-        why = "; ".join(r.get("text", "") for r in (alert.reasons or [])) or "several small signs"
-        lines.append(f"{member.full_name} ({member.member_number}): {alert.churn_risk:.0%} risk - {why}. "
-                     f"Suggested: {alert.suggested_action or 'call them'}.")
+        why = "; ".join(r.get("text", "") for r in (alert.reasons or [])) or _("several small signs")
+        lines.append(_("%(name)s (%(number)s): %(risk)s risk - %(why)s. Suggested: %(action)s.",
+                       name=member.full_name, number=member.member_number, risk=digits(f"{alert.churn_risk:.0%}"),
+                       why=why, action=alert.suggested_action or _("call them")))
     if n > MAX_DIGEST_ALERTS:
-        lines.append(f"... and {n - MAX_DIGEST_ALERTS:,} more (see Members at risk).")
+        lines.append(_("... and %(count)s more (see Members at risk).", count=number(n - MAX_DIGEST_ALERTS)))
     return lines
 
 

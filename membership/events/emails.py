@@ -10,6 +10,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
+from membership.core.i18n import in_language, language_of
 from membership.core.time import as_utc
 from membership.events.models import EventRegistration
 from membership.notifications import templating
@@ -63,14 +64,17 @@ def ics_attachment(registration: EventRegistration, *, now: datetime) -> dict[st
 
 def _queue(session: Session, registration: EventRegistration, kind: str, *, now: datetime,
            extra: dict[str, Any] | None = None, attach_ics: bool = False, key_suffix: str = ""):
-    context = event_context(session, registration)
-    context.update(extra or {})
     member = registration.member
-    return enqueue(
-        session, template_key=kind, dedupe_key=f"{kind}:registration:{registration.id}{key_suffix}", now=now,
-        member=member, to_address=None if member is not None else registration.guest_email,
-        to_name=None if member is not None else registration.guest_name, context=context, source=registration,
-        attachments=[ics_attachment(registration, now=now)] if attach_ics else None)
+    # the dates, prices and changes in the context are written in the recipient's language too
+    language = language_of(member=member)
+    with in_language(language):
+        context = event_context(session, registration)
+        context.update(extra() if callable(extra) else (extra or {}))
+        return enqueue(
+            session, template_key=kind, dedupe_key=f"{kind}:registration:{registration.id}{key_suffix}", now=now,
+            member=member, to_address=None if member is not None else registration.guest_email,
+            to_name=None if member is not None else registration.guest_name, context=context, source=registration,
+            attachments=[ics_attachment(registration, now=now)] if attach_ics else None, language=language)
 
 
 def queue_confirmation(session: Session, registration: EventRegistration, *, now: datetime):
@@ -97,13 +101,15 @@ def queue_event_cancelled(session: Session, registration: EventRegistration, *, 
                   extra={"cancel_reason": registration.event.cancel_reason or ""})
 
 
-def queue_event_changed(session: Session, registration: EventRegistration, *, now: datetime, changes: list[str],
+def queue_event_changed(session: Session, registration: EventRegistration, *, now: datetime, changes,
                         change_key: str):
     """'The event has moved' (or its place changed), once per registration and change (`change_key`
     names the new values, so saving the form again sends nothing); people with a place get the
     updated .ics, which replaces the old one in their calendar (same UID, higher SEQUENCE)."""
     from membership.events.models import SEATED_STATUSES
-    return _queue(session, registration, "event_changed", now=now, extra={"changes": changes},
+    # `changes`: the lines, or a function making them (called in the recipient's language)
+    return _queue(session, registration, "event_changed", now=now,
+                  extra=lambda: {"changes": changes() if callable(changes) else changes},
                   attach_ics=registration.status in SEATED_STATUSES, key_suffix=f":{change_key}")
 
 

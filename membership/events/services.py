@@ -18,7 +18,7 @@ Rules (issue 5):
 - Seats: `seats_taken` changes only through one atomic UPDATE ... WHERE capacity IS NULL OR
   seats_taken < capacity; no seat and waitlist on: waitlisted (in the order people joined the waitlist: waitlisted_at, id;
   a guest joins it when they confirm their email, not when they filled in the form);
-  no seat and waitlist off: Conflict("This event is full.").
+  no seat and waitlist off: Conflict(_("This event is full.")).
 - One live registration per person and event (person_key "member:<id>" / "guest:<email>"):
   registering again returns the existing live registration (idempotent; a double click
   registers once).
@@ -30,6 +30,8 @@ Rules (issue 5):
 """
 from __future__ import annotations
 
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 import hashlib
 import re
 from dataclasses import dataclass, field
@@ -79,9 +81,8 @@ def format_local(dt: datetime | None, zone=None, *, pattern: str = "EEEE d MMMM 
     """A moment as the association reads it, e.g. "Tuesday 9 March 2027, 18:30"."""
     if dt is None:
         return ""
-    from babel.dates import format_datetime
-    locale = current_app.config.get("LOCALE") or "en_GB"
-    return format_datetime(as_utc(dt).astimezone(_zone(zone)), pattern, locale=locale)
+    from membership.core import formats
+    return formats.datetime_pattern(as_utc(dt).astimezone(_zone(zone)), pattern)
 
 
 def _opens_text(dt: datetime) -> str:
@@ -270,7 +271,7 @@ def _url(value) -> str | None:
         return None
     parts = urlsplit(text)
     if parts.scheme.lower() not in ("http", "https") or not parts.netloc or re.search(r"\s", text):
-        raise ValidationError("Online link: enter a web address starting with http:// or https://.",
+        raise ValidationError(_("Online link: enter a web address starting with http:// or https://."),
                               field="online_url")
     return text
 
@@ -291,7 +292,7 @@ def validate_event(data: dict[str, Any], *, zone, currency: str) -> EventData:
     v["starts_at"] = _moment(data, "starts_at", zone, required=True)
     v["ends_at"] = _moment(data, "ends_at", zone, required=True)
     if v["ends_at"] <= v["starts_at"]:
-        raise ValidationError("The end must be after the start.", field="ends_at")
+        raise ValidationError(_("The end must be after the start."), field="ends_at")
     v["venue"] = clean_text(data.get("venue"), field="venue", label="Venue", max_length=300)
     v["online_url"] = _url(data.get("online_url"))
     v["capacity"] = _int(data, "capacity", "Capacity", low=0, high=1_000_000,
@@ -301,15 +302,15 @@ def validate_event(data: dict[str, Any], *, zone, currency: str) -> EventData:
     v["registration_closes_at"] = _moment(data, "registration_closes_at", zone)
     opens, closes = v["registration_opens_at"], v["registration_closes_at"]
     if opens is not None and closes is not None and closes <= opens:
-        raise ValidationError("Registration must close after it opens.", field="registration_closes_at")
+        raise ValidationError(_("Registration must close after it opens."), field="registration_closes_at")
     if closes is not None and closes > v["ends_at"]:
-        raise ValidationError("Registration must close no later than the end of the event.",
+        raise ValidationError(_("Registration must close no later than the end of the event."),
                               field="registration_closes_at")
     if opens is not None and opens >= v["ends_at"]:
-        raise ValidationError("Registration must open before the event ends.", field="registration_opens_at")
+        raise ValidationError(_("Registration must open before the event ends."), field="registration_opens_at")
     v["cancellation_deadline"] = _moment(data, "cancellation_deadline", zone)
     if v["cancellation_deadline"] is not None and v["cancellation_deadline"] > v["ends_at"]:
-        raise ValidationError("The cancellation deadline must be no later than the end of the event.",
+        raise ValidationError(_("The cancellation deadline must be no later than the end of the event."),
                               field="cancellation_deadline")
     v["members_only"] = _bool(data.get("members_only", False))
     v["member_price_minor"] = _money(data, "member_price", "Member price")
@@ -318,7 +319,7 @@ def validate_event(data: dict[str, Any], *, zone, currency: str) -> EventData:
                                       high=REMINDER_MAX_HOURS,
                                       low_message="Reminder hours before cannot be negative.")
     if not currency or len(currency) != 3:
-        raise ValidationError("Currency: a three-letter code.", field="currency")
+        raise ValidationError(_("Currency: a three-letter code."), field="currency")
     v["currency"] = currency.upper()
     return EventData(v)
 
@@ -339,13 +340,13 @@ def create_event(session: Session, data: EventData, *, now: datetime, actor) -> 
 
 def _check_editable(event: Event) -> None:
     if event.status == "cancelled":
-        raise Conflict("This event was cancelled; it can no longer be changed.")
+        raise Conflict(_("This event was cancelled; it can no longer be changed."))
     if event.status == "finished":
-        raise Conflict("This event has finished; it can no longer be changed.")
+        raise Conflict(_("This event has finished; it can no longer be changed."))
 
 
 # Changes to a published event that people registered for need to hear about.
-TOLD_CHANGES = {"starts_at": "Start", "ends_at": "End", "venue": "Place", "online_url": "Online link"}
+TOLD_CHANGES = {"starts_at": _l("Start"), "ends_at": _l("End"), "venue": _l("Place"), "online_url": _l("Online link")}
 
 
 def _change_lines(changes: dict[str, list]) -> list[str]:
@@ -355,7 +356,8 @@ def _change_lines(changes: dict[str, list]) -> list[str]:
             old, new = changes[name]
             if isinstance(new, datetime):
                 old, new = format_local(old), format_local(new)
-            lines.append(f"{label}: was {old or 'not given'}; now {new or 'not given'}")
+            lines.append(_("%(what)s: was %(old)s; now %(new)s", what=label, old=old or _("not given"),
+                           new=new or _("not given")))
     return lines
 
 
@@ -372,7 +374,9 @@ def _tell_of_change(session: Session, event: Event, changes: dict[str, list], *,
     live = session.scalars(select(EventRegistration).where(
         EventRegistration.event_id == event.id,
         EventRegistration.status.in_(("confirmed", "waitlisted"))).order_by(EventRegistration.id))
-    return sum(emails.queue_event_changed(session, registration, now=now, changes=lines, change_key=key) is not None
+    # each email lists the changes in its recipient's language (dates too)
+    return sum(emails.queue_event_changed(session, registration, now=now, changes=lambda: _change_lines(changes),
+                                          change_key=key) is not None
                for registration in live)
 
 
@@ -476,7 +480,7 @@ def finish_event(session: Session, event: Event, *, now: datetime, actor=None) -
     if event.status != "published":
         raise Conflict(f"Only a published event can be finished; this one is {event.status}.")
     if as_utc(event.ends_at) > now:
-        raise Conflict("This event has not ended yet.")
+        raise Conflict(_("This event has not ended yet."))
     rows = session.scalars(select(EventRegistration).where(
         EventRegistration.event_id == event.id, EventRegistration.status.in_(("confirmed", "attended")))
         .order_by(EventRegistration.id))
@@ -597,7 +601,7 @@ def _seat_or_waitlist(session: Session, registration: EventRegistration, *, now:
     if registration.status == "pending" and registration.id is not None:
         # claim it (a confirmation link clicked twice at once must take one seat, not two)
         if not _claim(session, registration, "pending", status="waitlisted", waitlisted_at=now):
-            raise Conflict("This registration was confirmed a moment ago.")
+            raise Conflict(_("This registration was confirmed a moment ago."))
     if _take_seat(session, event):
         registration.status = "confirmed"
         registration.confirmed_at = now
@@ -710,13 +714,13 @@ def _load_token(token: str, salt: str, max_age: timedelta, now: datetime | None,
     except SignatureExpired:  # pragma: no cover - no max_age is given to itsdangerous
         raise ValidationError(f"This link has expired. {what}", field="token") from None
     except (BadSignature, ValueError, TypeError):
-        raise ValidationError("This link is not valid. Please check that you copied all of it.",
+        raise ValidationError(_("This link is not valid. Please check that you copied all of it."),
                               field="token") from None
     now = now or datetime.now(timezone.utc)
     if now - as_utc(signed_at) > max_age:
         raise ValidationError(f"This link has expired. {what}", field="token")
     if not isinstance(data, dict) or not isinstance(data.get("r"), int):
-        raise ValidationError("This link is not valid. Please check that you copied all of it.", field="token")
+        raise ValidationError(_("This link is not valid. Please check that you copied all of it."), field="token")
     return data
 
 
@@ -727,16 +731,16 @@ def guest_confirm_token(registration: EventRegistration) -> str:
 
 def confirm_guest(session: Session, token: str, *, now: datetime) -> EventRegistration:
     """The guest's link: pending -> confirmed or waitlisted (as register_member). Raises
-    ValidationError("This link has expired...") / ("This link is not valid...");
+    ValidationError(_("This link has expired...")) / ("This link is not valid...");
     an already confirmed registration is returned as it is (the link may be clicked twice).
     Conflict when the event can no longer take registrations or is full without a waitlist."""
     data = _load_token(token, GUEST_CONFIRM_SALT, GUEST_CONFIRM_MAX_AGE, now,
                        "Please register again on the event's page.")
     registration = session.get(EventRegistration, data["r"])
     if registration is None or registration.person_key != data.get("k"):
-        raise ValidationError("This link is not valid. Please check that you copied all of it.", field="token")
+        raise ValidationError(_("This link is not valid. Please check that you copied all of it."), field="token")
     if registration.status == "cancelled":
-        raise Conflict("This registration was cancelled. You can register again on the event's page.")
+        raise Conflict(_("This registration was cancelled. You can register again on the event's page."))
     if registration.status != "pending":
         return registration
     event = registration.event
@@ -817,9 +821,9 @@ def cancel_registration(session: Session, registration: EventRegistration, *, no
         return None
     event = registration.event
     if event.status == "finished":
-        raise Conflict("This event has finished; its registrations can no longer be cancelled.")
+        raise Conflict(_("This event has finished; its registrations can no longer be cancelled."))
     if registration.status in ("attended", "no_show"):
-        raise Conflict("This person has been checked in; undo the check-in first.")
+        raise Conflict(_("This person has been checked in; undo the check-in first."))
     if by == "self" and not can_cancel_self(registration, now):
         deadline = event.cancellation_deadline or event.starts_at
         raise Conflict(f"Registrations can no longer be cancelled online: the deadline was "
@@ -829,7 +833,7 @@ def cancel_registration(session: Session, registration: EventRegistration, *, no
     if not _claim(session, registration, was, status="cancelled", cancelled_at=now, cancelled_by=by):
         if registration.status == "cancelled":
             return None  # cancelled a moment ago by another request
-        raise Conflict("This registration changed a moment ago; please look again.")
+        raise Conflict(_("This registration changed a moment ago; please look again."))
     promoted = None
     if seated:
         _release_seat(session, event)
@@ -853,7 +857,7 @@ def check_in(session: Session, registration: EventRegistration, *, now: datetime
     if registration.status == "attended":
         return
     if registration.event.status == "cancelled":
-        raise Conflict("This event was cancelled.")
+        raise Conflict(_("This event was cancelled."))
     if registration.status not in ("confirmed", "no_show"):
         words = {"waitlisted": "is on the waitlist", "pending": "has not confirmed their email yet",
                  "cancelled": "was cancelled"}
@@ -875,9 +879,9 @@ def undo_check_in(session: Session, registration: EventRegistration, *, now: dat
     if registration.status == "confirmed":
         return
     if registration.event.status == "finished":
-        raise Conflict("This event has finished; attendance can no longer be undone.")
+        raise Conflict(_("This event has finished; attendance can no longer be undone."))
     if registration.status != "attended":
-        raise Conflict("This registration is not checked in.")
+        raise Conflict(_("This registration is not checked in."))
     registration.status = "confirmed"
     registration.checked_in_at = None
     registration.checked_in_by_id = None
@@ -907,7 +911,7 @@ def walk_in(session: Session, event: Event, *, now: datetime, actor, member=None
                 raise Conflict(FULL)
             if not _claim(session, existing, ("waitlisted", "pending"), status="confirmed", confirmed_at=now):
                 _release_seat(session, event)
-                raise Conflict("This registration changed a moment ago; please look again.")
+                raise Conflict(_("This registration changed a moment ago; please look again."))
         check_in(session, existing, now=now, actor=actor)
         return existing
     av = _availability(session, event, member, now, staff=True, at_door=True)
@@ -918,7 +922,7 @@ def walk_in(session: Session, event: Event, *, now: datetime, actor, member=None
         email=None if member is not None else email, status="pending", source="walk_in",
         price_minor=av.price_minor, member_price=av.member_price, now=now, actor=actor)
     if registration is None:
-        raise Conflict("This person was registered a moment ago; refresh the list.")
+        raise Conflict(_("This person was registered a moment ago; refresh the list."))
     _seat_or_waitlist(session, registration, now=now, allow_waitlist=False)
     _after_registered(session, registration, now=now, actor=actor, email=False)
     check_in(session, registration, now=now, actor=actor)
@@ -952,7 +956,7 @@ def record_registration_payment(session: Session, registration: EventRegistratio
     from membership.plans.services import PaymentInput, record_payment
 
     if amount_minor is None or amount_minor <= 0:
-        raise ValidationError("Enter an amount above zero.", field="amount")
+        raise ValidationError(_("Enter an amount above zero."), field="amount")
     payment = record_payment(
         session, PaymentInput(amount_minor=amount_minor, method=method, received_at=received_at,
                               reference=reference, note=note, idempotency_key=idempotency_key),
@@ -973,16 +977,16 @@ def submit_feedback(session: Session, registration: EventRegistration, *, rating
     """Once per registration that attended (Conflict otherwise or when given already); rating 1-5
     (ValidationError on "rating")."""
     if registration.status != "attended":
-        raise Conflict("Feedback can be given only by people who attended the event.")
+        raise Conflict(_("Feedback can be given only by people who attended the event."))
     existing = session.scalar(select(EventFeedback).where(EventFeedback.registration_id == registration.id))
     if existing is not None:
-        raise Conflict("You have already given your feedback on this event. Thank you!")
+        raise Conflict(_("You have already given your feedback on this event. Thank you!"))
     try:
         rating = int(rating)
     except (TypeError, ValueError):
-        raise ValidationError("Choose a rating from 1 to 5.", field="rating") from None
+        raise ValidationError(_("Choose a rating from 1 to 5."), field="rating") from None
     if not 1 <= rating <= 5:
-        raise ValidationError("Choose a rating from 1 to 5.", field="rating")
+        raise ValidationError(_("Choose a rating from 1 to 5."), field="rating")
     comment = clean_text(comment, field="comment", label="Comment", max_length=5000, multiline=True)
     feedback = EventFeedback(registration_id=registration.id, event_id=registration.event_id, rating=rating,
                              would_recommend=would_recommend, comment=comment, submitted_at=now)
@@ -991,7 +995,7 @@ def submit_feedback(session: Session, registration: EventRegistration, *, rating
             session.add(feedback)
             session.flush()
     except IntegrityError:
-        raise Conflict("You have already given your feedback on this event. Thank you!") from None
+        raise Conflict(_("You have already given your feedback on this event. Thank you!")) from None
     _activity(session, registration, "feedback_given", now, rating=rating)
     return feedback
 
@@ -1007,7 +1011,7 @@ def registration_from_cancel_token(session: Session, token: str, *, now: datetim
     data = _load_token(token, GUEST_CANCEL_SALT, GUEST_CANCEL_MAX_AGE, now, "")
     registration = session.get(EventRegistration, data["r"])
     if registration is None or registration.person_key != data.get("k"):
-        raise ValidationError("This link is not valid. Please check that you copied all of it.", field="token")
+        raise ValidationError(_("This link is not valid. Please check that you copied all of it."), field="token")
     return registration
 
 
@@ -1022,7 +1026,7 @@ def registration_from_feedback_token(session: Session, token: str, *, now: datet
     data = _load_token(token, FEEDBACK_SALT, FEEDBACK_MAX_AGE, now, "Feedback is collected for 60 days.")
     registration = session.get(EventRegistration, data["r"])
     if registration is None:
-        raise ValidationError("This link is not valid. Please check that you copied all of it.", field="token")
+        raise ValidationError(_("This link is not valid. Please check that you copied all of it."), field="token")
     return registration
 
 

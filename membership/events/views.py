@@ -4,6 +4,7 @@ calendar files and the feedback form. Every rule is in membership.events.service
 translate its answers and errors into pages."""
 from __future__ import annotations
 
+from flask_babel import gettext as _
 import re
 
 from flask import Blueprint, abort, current_app, flash, make_response, redirect, render_template, request, \
@@ -11,6 +12,7 @@ from flask import Blueprint, abort, current_app, flash, make_response, redirect,
 from flask_login import current_user
 from sqlalchemy.exc import IntegrityError
 
+from membership.core import formats
 from membership.core.errors import DomainError, ValidationError
 from membership.core.time import to_local, utcnow
 from membership.events import ics
@@ -71,15 +73,15 @@ def payment_instructions() -> str:
 def event_when(event: Event) -> str:
     """"Sat 20 Jun 2026, 18:00 to 20:00" in the association's zone (both dates when it spans days)."""
     starts, ends = to_local(event.starts_at), to_local(event.ends_at)
-    first = f"{starts:%a} {starts.day} {starts:%b %Y, %H:%M}"
+    first = formats.strftime(starts, "%a %-d %b %Y, %H:%M")
     if ends.date() == starts.date():
-        return f"{first} to {ends:%H:%M}"
-    return f"{first} to {ends:%a} {ends.day} {ends:%b %Y, %H:%M}"
+        return _("%(start)s to %(end)s", start=first, end=formats.strftime(ends, "%H:%M"))
+    return _("%(start)s to %(end)s", start=first, end=formats.strftime(ends, "%a %-d %b %Y, %H:%M"))
 
 
 @bp.app_template_filter("price_words")
 def price_words(minor: int, currency: str | None = None) -> str:
-    return money(minor, currency) if minor else "Free"
+    return money(minor, currency) if minor else _("Free")
 
 
 @bp.context_processor
@@ -163,9 +165,9 @@ def register(event_id: int):
             flash(e.message, "warning")
         else:
             if registration.status == "waitlisted":
-                flash("You are on the waitlist. We will email you if a place frees up.", "info")
+                flash(_("You are on the waitlist. We will email you if a place frees up."), "info")
             else:
-                flash("You are registered. We have emailed you the details.", "success")
+                flash(_("You are registered. We have emailed you the details."), "success")
         return redirect(url_for("events.event", event_id=event.id), 303)
 
     if event.members_only:
@@ -246,7 +248,7 @@ def cancel(registration_id: int):
         db.session.rollback()
         flash(e.message, "warning")
     else:
-        flash("You have left the waitlist." if was == "waitlisted" else "Your registration is cancelled.",
+        flash(_("You have left the waitlist.") if was == "waitlisted" else _("Your registration is cancelled."),
               "success")
     target = request.form.get("next")
     if not is_safe_next(target):
@@ -295,7 +297,7 @@ def feedback(token: str):
     registration, problem = _feedback_registration(token)
     if registration is None:
         return render_template("events/link_problem.html", message=problem,
-                               title="Feedback link"), 410 if "expired" in (problem or "").lower() else 404
+                               title=_("Feedback link")), 410 if "expired" in (problem or "").lower() else 404
     event = registration.event
     if registration.feedback is not None:
         return render_template("events/feedback_given.html", event=event)
@@ -338,7 +340,7 @@ def cancel_by_link(token: str):
     try:
         registration = services.registration_from_cancel_token(db.session, token)
     except ValidationError as e:
-        return render_template("events/link_problem.html", message=e.message, title="Cancel link"), 404
+        return render_template("events/link_problem.html", message=e.message, title=_("Cancel link")), 404
     event = registration.event
     form = ActionForm()
     if request.method == "POST" and form.validate_on_submit() and registration.status != "cancelled":
@@ -350,7 +352,7 @@ def cancel_by_link(token: str):
             db.session.rollback()
             return render_template("events/cancel_link.html", form=form, token=token, registration=registration,
                                    event=event, error=e.message), e.status_code
-        flash("You have left the waitlist." if was == "waitlisted" else "Your registration is cancelled.",
+        flash(_("You have left the waitlist.") if was == "waitlisted" else _("Your registration is cancelled."),
               "success")
         return redirect(url_for("events.cancel_by_link", token=token), 303)
     return render_template("events/cancel_link.html", form=form, token=token, registration=registration,

@@ -1,6 +1,7 @@
 """Member and organisation records: validation, create, update, contacts, interactions."""
 from __future__ import annotations
 
+from flask_babel import gettext as _
 import re
 import unicodedata
 from dataclasses import dataclass
@@ -33,9 +34,9 @@ def clean_phone(value: str | None, *, region: str, field: str = "phone") -> str 
     try:
         number = phonenumbers.parse(value, region)
     except phonenumbers.NumberParseException:
-        raise ValidationError("Phone: this is not a phone number.", field=field) from None
+        raise ValidationError(_("Phone: this is not a phone number."), field=field) from None
     if not phonenumbers.is_valid_number(number):
-        raise ValidationError("Phone: this number is not valid (add the country code, e.g. +44...).",
+        raise ValidationError(_("Phone: this number is not valid (add the country code, e.g. +44...)."),
                               field=field)
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
 
@@ -110,7 +111,7 @@ def validate_member(data: dict[str, Any], *, region: str, today: date, partial: 
     def date_of_birth():
         dob = data.get("date_of_birth")
         if dob is not None and not isinstance(dob, date):
-            raise ValidationError("Date of birth is not a date.", field="date_of_birth")
+            raise ValidationError(_("Date of birth is not a date."), field="date_of_birth")
         if dob is not None and (dob > today or dob.year < 1900):
             raise ValidationError("Date of birth must be a past date after 1900.", field="date_of_birth")
         return dob
@@ -119,9 +120,9 @@ def validate_member(data: dict[str, Any], *, region: str, today: date, partial: 
         joined = data.get("joined_on") or (None if partial else today)
         if joined is not None:
             if not isinstance(joined, date):
-                raise ValidationError("Joined on is not a date.", field="joined_on")
+                raise ValidationError(_("Joined on is not a date."), field="joined_on")
             if joined > today:
-                raise ValidationError("Joined on cannot be in the future.", field="joined_on")
+                raise ValidationError(_("Joined on cannot be in the future."), field="joined_on")
             if joined.year < 1900:
                 raise ValidationError("Joined on is too far in the past.", field="joined_on")
         return joined
@@ -254,12 +255,12 @@ def add_interaction(session: Session, member: Member, *, channel: str, summary: 
                     follow_up_on: date | None, occurred_at: datetime, actor, now: datetime) -> Interaction:
     """Log a staff contact with a member; it also counts as the member's activity."""
     if channel not in INTERACTION_CHANNELS:
-        raise ValidationError("Choose how you were in touch.", field="channel")
+        raise ValidationError(_("Choose how you were in touch."), field="channel")
     summary = clean_text(summary, field="summary", label="Summary", max_length=5000, required=True,
                          multiline=True)
     outcome = clean_text(outcome, field="outcome", label="Outcome", max_length=200)
     if occurred_at > now:
-        raise ValidationError("The interaction cannot be in the future.", field="occurred_on")
+        raise ValidationError(_("The interaction cannot be in the future."), field="occurred_on")
     row = Interaction(member_id=member.id, staff_id=getattr(actor, "id", None), channel=channel,
                       summary=summary, outcome=outcome, follow_up_on=follow_up_on,
                       occurred_at=occurred_at, created_at=now)

@@ -15,6 +15,7 @@ from itsdangerous import BadSignature, URLSafeSerializer
 from sqlalchemy import update
 from sqlalchemy.orm import Session
 
+from membership.core.i18n import language_of
 from membership.core.services import record_activity, record_audit
 from membership.notifications import templating
 from membership.notifications.models import OutboxMessage
@@ -70,7 +71,8 @@ def queue_password_reset(session: Session, user, *, reset_link: str, now: dateti
     digest = hashlib.sha256(reset_link.encode()).hexdigest()[:24]
     return enqueue(session, template_key="password_reset", dedupe_key=f"password_reset:user:{user.id}:{digest}",
                    now=now, member=user.member, to_address=user.email, to_name=user.name or None,
-                   context={"reset_link": reset_link, "link_expires_in": link_expires_in}, source=user)
+                   context={"reset_link": reset_link, "link_expires_in": link_expires_in}, source=user,
+                   language=language_of(member=user.member, user=user))
 
 
 def queue_staff_digest(session: Session, user, *, digest_date, lines: list[str], now: datetime
@@ -80,7 +82,8 @@ def queue_staff_digest(session: Session, user, *, digest_date, lines: list[str],
                    dedupe_key=f"staff_digest:user:{user.id}:{digest_date.isoformat()}", now=now,
                    to_address=user.email, to_name=user.name or user.email, category="staff",
                    context={"digest_date": digest_date, "lines": list(lines),
-                            "staff_link": templating.link("/staff/")}, source=user)
+                            "staff_link": templating.link("/staff/")}, source=user,
+                   language=language_of(user=user))
 
 
 # ---------------------------------------------------------------- unsubscribe
@@ -177,4 +180,5 @@ def queue_staff_invitation(session: Session, user, *, invitation_link: str, invi
     return enqueue(session, template_key="staff_invitation", dedupe_key=f"staff_invitation:user:{user.id}:{digest}",
                    now=now, to_address=user.email, to_name=user.name or user.email, category="staff",
                    context={"invitation_link": invitation_link, "link_expires_in": f"{days} days",
-                            "role": user.role, "invited_by": invited_by}, source=user)
+                            "role": user.role, "invited_by": invited_by}, source=user,
+                   language=language_of(user=user))

@@ -4,7 +4,7 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, Date, ForeignKey, Index, Integer, String, Text
+from sqlalchemy import JSON, Boolean, Date, ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from membership.core.types import UTCDateTime
@@ -63,17 +63,21 @@ class OutboxMessage(db.Model):
 
 
 class EmailTemplate(db.Model):
-    """A staff-edited version of a shipped email template (no row: the shipped default is used)."""
+    """A staff-edited version of a shipped email template in one language (no row: the shipped
+    default in that language is used)."""
 
     __tablename__ = "email_template"
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    key: Mapped[str] = mapped_column(String(64), unique=True)
+    key: Mapped[str] = mapped_column(String(64))
+    language: Mapped[str] = mapped_column(String(8), default="en")
     subject: Mapped[str] = mapped_column(String(300))
     body_text: Mapped[str] = mapped_column(Text)
     body_html: Mapped[str | None] = mapped_column(Text)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
     updated_by_id: Mapped[int | None] = mapped_column(ForeignKey("user.id", ondelete="SET NULL"))
+
+    __table_args__ = (UniqueConstraint("key", "language", name="uq_email_template_key_language"),)
 
 
 class ReminderRule(db.Model):

@@ -112,7 +112,7 @@ def new_message_id() -> str:
 def enqueue(session: Session, *, template_key: str, dedupe_key: str, now: datetime, member=None,
             to_address: str | None = None, to_name: str | None = None, context: dict[str, Any] | None = None,
             category: str | None = None, reason: str | None = None, source=None,
-            attachments: list[dict[str, Any]] | None = None) -> OutboxMessage | None:
+            attachments: list[dict[str, Any]] | None = None, language: str | None = None) -> OutboxMessage | None:
     """Render template `template_key` and add one OutboxMessage in the caller's transaction.
     Returns the new message, or None (see below). For many messages at once (the reminder sweep),
     `prepare` each and insert them with one `enqueue_many`.
@@ -133,13 +133,16 @@ def enqueue(session: Session, *, template_key: str, dedupe_key: str, now: dateti
       amount...; without a term the member's cached plan and expiry date are used.
     - `source`: the row that caused it (stored as source_type/source_id), e.g. the term.
     - `attachments`: [{"filename", "content_type", "data_b64"}].
+    - `language`: the recipient's language; default the member's own (Member.language), for
+      someone without a record the page's language, else DEFAULT_LANGUAGE. The subject, the body,
+      the dates and amounts in the placeholders and the footer are all in it.
     The message is due at once (next_attempt_at = now). Needs an app context (settings).
     Raises ValueError for an unknown template or category, ValidationError for a bad address;
     TemplateProblem if even the shipped template cannot render with the given context.
     """
     values = prepare(session, template_key=template_key, dedupe_key=dedupe_key, now=now, member=member,
                      to_address=to_address, to_name=to_name, context=context, category=category, reason=reason,
-                     source=source, attachments=attachments)
+                     source=source, attachments=attachments, language=language)
     if values is None:
         return None
     new_id = _insert_ignoring_duplicate(session, values)
@@ -157,7 +160,7 @@ def prepare(session: Session, *, template_key: str, dedupe_key: str, now: dateti
             category: str | None = None, reason: str | None = None, source=None,
             attachments: list[dict[str, Any]] | None = None, check_existing: bool = True,
             template_source: templating.Source | None = None,
-            unsubscribe_link: str | None = None) -> dict[str, Any] | None:
+            unsubscribe_link: str | None = None, language: str | None = None) -> dict[str, Any] | None:
     """The outbox row `enqueue` would insert, rendered, as a dict of column values; None when
     nothing is to be sent (no address, a marketing email the member does not want, or, with
     `check_existing`, a message with that dedupe key exists). Adds nothing. Same arguments and
@@ -195,10 +198,15 @@ def prepare(session: Session, *, template_key: str, dedupe_key: str, now: dateti
         headers["List-Unsubscribe"] = f"<{unsubscribe}>"
         headers["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
         headers["Precedence"] = "bulk"
-    ctx = templating.build_context(now=now, member=member, to_name=name, to_address=address,
-                                   extra=context, unsubscribe_link=unsubscribe)
-    rendered, why = templating.render_email(session, template_key, ctx, category=category, reason=reason,
-                                            unsubscribe_link=unsubscribe, source=template_source)
+    from membership.core.i18n import in_language, language_of
+
+    language = language or language_of(member=member)
+    with in_language(language):
+        ctx = templating.build_context(now=now, member=member, to_name=name, to_address=address,
+                                       extra=context, unsubscribe_link=unsubscribe)
+        rendered, why = templating.render_email(session, template_key, ctx, category=category, reason=reason,
+                                                unsubscribe_link=unsubscribe, source=template_source,
+                                                language=language)
     values = {
         "dedupe_key": dedupe_key, "template_key": template_key, "category": category,
         "member_id": getattr(member, "id", None), "to_address": address, "to_name": name,

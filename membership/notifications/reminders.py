@@ -329,16 +329,24 @@ def _recipient(term: Membership) -> tuple[Member | None, str | None, str, str | 
 
 
 def _long_date(day: date) -> str:
-    return f"{day.day} {day:%B %Y}"
+    from membership.core.formats import long_date
+    return long_date(day)
 
 
 def _reason(term: Membership, today: date, association: str) -> str:
-    """Completes the outbox footer's "You received this email because ..."."""
-    verb = "ends" if term.ends_on >= today else "ended"
+    """Completes the outbox footer's "You received this email because ..." (in the language in force)."""
+    from flask_babel import gettext as _
+
+    values = {"plan": term.plan.name, "association": association, "day": _long_date(term.ends_on)}
     if term.organization_id:
-        return (f"you are the contact for {term.organization.name}, whose {term.plan.name} membership of "
-                f"{association} {verb} on {_long_date(term.ends_on)}.")
-    return f"your {term.plan.name} membership of {association} {verb} on {_long_date(term.ends_on)}."
+        if term.ends_on >= today:
+            return _("you are the contact for %(organisation)s, whose %(plan)s membership of %(association)s ends "
+                     "on %(day)s.", organisation=term.organization.name, **values)
+        return _("you are the contact for %(organisation)s, whose %(plan)s membership of %(association)s ended "
+                 "on %(day)s.", organisation=term.organization.name, **values)
+    if term.ends_on >= today:
+        return _("your %(plan)s membership of %(association)s ends on %(day)s.", **values)
+    return _("your %(plan)s membership of %(association)s ended on %(day)s.", **values)
 
 
 def _context(term: Membership, rule: _Rule) -> dict:
@@ -363,6 +371,7 @@ def queue_due(session: Session, *, now: datetime, today: date | None = None, hor
     from flask import current_app
 
     from membership.core.time import local_today
+    from membership.core.i18n import in_language, language_of
     from membership.notifications import outbox
 
     if today is None:
@@ -432,10 +441,13 @@ def queue_due(session: Session, *, now: datetime, today: date | None = None, hor
                 continue
             # existence was checked above for the whole batch; a row another process inserts
             # meanwhile is skipped by the INSERT itself (ON CONFLICT DO NOTHING)
-            values = outbox.prepare(
-                session, template_key=chosen.template_key, dedupe_key=dedupe_key(chosen.id, term.id, term.ends_on),
-                now=now, member=member, to_address=address, to_name=name, context=_context(term, chosen),
-                category="service", reason=_reason(term, today, association), source=term, check_existing=False)
+            language = language_of(member=member)
+            with in_language(language):
+                values = outbox.prepare(
+                    session, template_key=chosen.template_key,
+                    dedupe_key=dedupe_key(chosen.id, term.id, term.ends_on), now=now, member=member,
+                    to_address=address, to_name=name, context=_context(term, chosen), category="service",
+                    reason=_reason(term, today, association), source=term, check_existing=False, language=language)
             if values is not None:
                 prepared.append((values, term, chosen, due))
         inserted = outbox.enqueue_many(session, [values for values, *_ in prepared])

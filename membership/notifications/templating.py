@@ -23,8 +23,6 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from babel.dates import format_date as babel_format_date
-from babel.numbers import format_currency
 from flask import current_app
 from jinja2 import StrictUndefined, TemplateError, TemplateSyntaxError, UndefinedError
 from jinja2.sandbox import ImmutableSandboxedEnvironment, SecurityError
@@ -32,7 +30,9 @@ from markupsafe import Markup, escape
 from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
+from membership.core import formats
 from membership.core.errors import ValidationError
+from membership.core.i18n import N_
 from membership.core.services import record_audit
 from membership.core.time import local_date, to_local, tz
 from membership.notifications.models import EmailTemplate
@@ -78,10 +78,10 @@ class TemplateInfo:
     sensitive: bool = False
 
 
-_REMINDER_REASON = ("you are a member of {{ association_name }} and your membership ends on {{ expiry_date }}. "
-                    "We remind every member before their membership ends.")
+_REMINDER_REASON = N_("you are a member of {{ association_name }} and your membership ends on {{ expiry_date }}. "
+                      "We remind every member before their membership ends.")
 
-_EVENT_REASON = "you registered for {{ event_title }}, organised by {{ association_name }}."
+_EVENT_REASON = N_("you registered for {{ event_title }}, organised by {{ association_name }}.")
 _EVENT_PLACEHOLDERS = (
     ("event_title", "The event's title"),
     ("event_start", "When it starts, in the association's time zone, e.g. Tuesday 9 March 2027, 18:30"),
@@ -105,10 +105,10 @@ _EVENT_SAMPLE = {
 
 TEMPLATES: dict[str, TemplateInfo] = {t.key: t for t in (
     TemplateInfo("welcome", "Welcome", "When a member joins.", "service",
-                 "you have just joined {{ association_name }}."),
+                 N_("you have just joined {{ association_name }}.")),
     TemplateInfo(
         "payment_receipt", "Payment receipt", "When a payment is recorded.", "service",
-        "you made a payment to {{ association_name }} (receipt {{ receipt_number }}).",
+        N_("you made a payment to {{ association_name }} (receipt {{ receipt_number }})."),
         (("receipt_number", "Receipt number, e.g. R-2026-00042"), ("amount", "Amount with currency"),
          ("payment_date", "Date the payment was received"), ("payment_method", "Cash, card, ..."),
          ("payment_reference", "Reference given with the payment (may be empty)"),
@@ -125,24 +125,24 @@ TEMPLATES: dict[str, TemplateInfo] = {t.key: t for t in (
                  "On the day a term ends (default reminder rule).", "service", _REMINDER_REASON),
     TemplateInfo("renewal_reminder", "Renewal reminder (any day)",
                  "For reminder rules you add: adapts its wording to the days left or passed.", "service",
-                 "you are a member of {{ association_name }} and your membership "
-                 "{{ 'ended' if days_left < 0 else 'ends' }} on {{ expiry_date }}."),
+                 N_("you are a member of {{ association_name }} and your membership "
+                    "{% if days_left < 0 %}ended{% else %}ends{% endif %} on {{ expiry_date }}.")),
     TemplateInfo("grace_notice", "Grace period notice",
                  "14 days after a term ends, while the member is in the grace period (default reminder rule).",
                  "service",
-                 "your {{ association_name }} membership ended on {{ expiry_date }} and can be renewed "
-                 "without a break until {{ grace_end_date }}."),
+                 N_("your {{ association_name }} membership ended on {{ expiry_date }} and can be renewed "
+                    "without a break until {{ grace_end_date }}.")),
     TemplateInfo("lapsed_notice", "Lapsed notice", "When a membership lapses after its grace period.",
-                 "service", "your {{ association_name }} membership has lapsed."),
+                 "service", N_("your {{ association_name }} membership has lapsed.")),
     TemplateInfo(
         "password_reset", "Password reset", "When someone asks to reset a password.", "service",
-        "someone asked to reset the password of your {{ association_name }} account.",
+        N_("someone asked to reset the password of your {{ association_name }} account."),
         (("reset_link", "The link that sets a new password"),
          ("link_expires_in", "How long the link works, e.g. 1 hour")),
         {"reset_link": "https://example.org/reset/abc123", "link_expires_in": "1 hour"}, sensitive=True),
     TemplateInfo(
         "staff_digest", "Staff digest", "A summary for staff (sent by the scheduler).", "staff",
-        "you are on the staff of {{ association_name }}.",
+        N_("you are on the staff of {{ association_name }}."),
         (("digest_date", "The day the summary is about"), ("lines", "The summary, one line per item"),
          ("staff_link", "Link to the staff portal")),
         {"digest_date": "15 June 2026", "staff_link": "https://example.org/staff/",
@@ -150,33 +150,33 @@ TEMPLATES: dict[str, TemplateInfo] = {t.key: t for t in (
     # ---- member portal: joining online, email changes, the staff approval queue (membership.signup)
     TemplateInfo(
         "confirm_email", "Confirm email (joining)", "When someone applies to join online.", "service",
-        "someone, we hope you, asked to join {{ association_name }} with this email address.",
+        N_("someone, we hope you, asked to join {{ association_name }} with this email address."),
         (("confirm_link", "The link that confirms the address"),
          ("link_expires_in", "How long the link works, e.g. 3 days")),
         {"confirm_link": "https://example.org/join/confirm/abc123", "link_expires_in": "3 days"}, sensitive=True),
     TemplateInfo(
         "account_exists", "Account already exists",
         "When someone tries to join with an address that already belongs to a member.", "service",
-        "someone tried to join {{ association_name }} with this email address.",
+        N_("someone tried to join {{ association_name }} with this email address."),
         (("login_link", "Link to the sign-in page"), ("forgot_link", "Link to 'forgot password'")),
         {"login_link": "https://example.org/login", "forgot_link": "https://example.org/password/forgot"}),
     TemplateInfo(
         "email_change_confirm", "Confirm a new email address",
         "When a member asks to change their email address (sent to the new address).", "service",
-        "someone asked to use this address for a {{ association_name }} account.",
+        N_("someone asked to use this address for a {{ association_name }} account."),
         (("confirm_link", "The link that makes the change"), ("link_expires_in", "How long the link works"),
          ("new_email", "The new address"), ("old_email", "The current address")),
         {"confirm_link": "https://example.org/account/email/confirm/abc123", "link_expires_in": "24 hours",
          "new_email": "ada.new@example.org", "old_email": "ada@example.org"}, sensitive=True),
     TemplateInfo(
         "email_changed", "Email address changed", "When a member's email address has changed (sent to the old "
-        "address).", "service", "this was the email address of your {{ association_name }} account.",
+        "address).", "service", N_("this was the email address of your {{ association_name }} account."),
         (("new_email", "The new address"), ("old_email", "The old address")),
         {"new_email": "ada.new@example.org", "old_email": "ada@example.org"}),
     TemplateInfo(
         "application_received", "Application received",
         "When an applicant confirms their email and the membership waits for payment or approval.", "service",
-        "you applied to join {{ association_name }}.",
+        N_("you applied to join {{ association_name }}."),
         (("needs_approval", "True when staff must approve the application"),
          ("needs_payment", "True when a payment is due"), ("amount_due", "The amount to pay, with currency"),
          ("payment_instructions", "How to pay (the PAYMENT_INSTRUCTIONS setting)")),
@@ -184,21 +184,21 @@ TEMPLATES: dict[str, TemplateInfo] = {t.key: t for t in (
          "payment_instructions": "Pay by bank transfer and quote your member number."}),
     TemplateInfo(
         "application_approved", "Application approved", "When staff approve an application.", "service",
-        "you applied to join {{ association_name }}.",
+        N_("you applied to join {{ association_name }}."),
         (("needs_payment", "True when a payment is due"), ("amount_due", "The amount to pay, with currency"),
          ("payment_instructions", "How to pay (the PAYMENT_INSTRUCTIONS setting)")),
         {"needs_payment": True, "amount_due": "BDT 1,500.00",
          "payment_instructions": "Pay by bank transfer and quote your member number."}),
     TemplateInfo(
         "application_declined", "Application declined", "When staff decline an application.", "service",
-        "you applied to join {{ association_name }}.",
+        N_("you applied to join {{ association_name }}."),
         (("decline_reason", "The reason staff gave"),),
         {"decline_reason": "This plan is for students; please choose the standard plan."}),
     # ---- member portal: help requests and account closure (membership.support, membership.privacy)
     TemplateInfo(
         "staff_invitation", "Staff invitation", "When an admin creates a staff account by invitation, or makes a "
         "new invitation link.", "staff",
-        "an administrator of {{ association_name }} made a staff account for you.",
+        N_("an administrator of {{ association_name }} made a staff account for you."),
         (("invitation_link", "The link with which they choose their password"),
          ("link_expires_in", "How long the link works, e.g. 7 days"), ("role", "staff or admin"),
          ("invited_by", "The name of the admin who invited them")),
@@ -209,7 +209,7 @@ TEMPLATES: dict[str, TemplateInfo] = {t.key: t for t in (
         "we_miss_you", "We miss you",
         "Optional (Admin > Engagement): when a member crosses into high churn risk, once per risk episode. "
         "Marketing: only to members who accept such emails.", "marketing",
-        "you are a member of {{ association_name }}.",
+        N_("you are a member of {{ association_name }}."),
         (("events_link", "Link to the association's upcoming events"),),
         {"events_link": "https://example.org/events"}),
     # ---- campaigns (membership.campaigns): each campaign has its own subject and body; this is
@@ -221,7 +221,7 @@ TEMPLATES: dict[str, TemplateInfo] = {t.key: t for t in (
         "you are a member of {{ association_name }}."),
     TemplateInfo(
         "help_reply", "Reply to a help request", "When staff reply to a member's help request.", "service",
-        "you asked {{ association_name }} for help (request #{{ request_number }}).",
+        N_("you asked {{ association_name }} for help (request #{{ request_number }})."),
         (("request_number", "Number of the help request, e.g. 42"), ("request_subject", "Subject of the request"),
          ("reply_text", "The staff reply"), ("staff_name", "Name of the staff member who replied (may be empty)"),
          ("request_link", "Link to the request in the member portal")),
@@ -230,12 +230,12 @@ TEMPLATES: dict[str, TemplateInfo] = {t.key: t for t in (
          "request_link": "https://example.org/my/help/42"}),
     TemplateInfo(
         "closure_confirmed", "Account closed", "When staff confirm a member's request to close their account.",
-        "service", "you asked {{ association_name }} to close your account (request #{{ request_number }}).",
+        "service", N_("you asked {{ association_name }} to close your account (request #{{ request_number }})."),
         (("request_number", "Number of the closure request"),), {"request_number": "7"}),
     TemplateInfo(
         "closure_declined", "Account closure declined",
         "When staff decline a member's request to close their account.", "service",
-        "you asked {{ association_name }} to close your account (request #{{ request_number }}).",
+        N_("you asked {{ association_name }} to close your account (request #{{ request_number }})."),
         (("request_number", "Number of the closure request"), ("decision_note", "Why staff declined it"),
          ("data_link", "Link to the My data page of the member portal")),
         {"request_number": "7", "decision_note": "You have an unpaid event booking; please contact us first.",
@@ -280,12 +280,12 @@ TEMPLATES: dict[str, TemplateInfo] = {t.key: t for t in (
          "survey_closes": "30 June 2026", "survey_about": ""}),
     TemplateInfo("event_feedback_request", "Event feedback request",
                  "After an event, to the people who attended (sent by the scheduler).", "service",
-                 "you attended {{ event_title }}, organised by {{ association_name }}.",
+                 N_("you attended {{ event_title }}, organised by {{ association_name }}."),
                  _EVENT_PLACEHOLDERS + (("feedback_link", "The link to the feedback form"),),
                  {**_EVENT_SAMPLE, "feedback_link": "https://example.org/events/feedback/abc123"}),
     TemplateInfo("event_guest_confirm", "Confirm an event registration (guests)",
                  "When someone who is not signed in registers for an event: the link confirms their address.",
-                 "service", "someone, we hope you, registered for {{ event_title }} with this email address.",
+                 "service", N_("someone, we hope you, registered for {{ event_title }} with this email address."),
                  _EVENT_PLACEHOLDERS + (("confirm_link", "The link that confirms the registration"),
                                         ("link_expires_in", "How long the link works, e.g. 3 days")),
                  {**_EVENT_SAMPLE, "confirm_link": "https://example.org/events/confirm/abc123",
@@ -374,9 +374,22 @@ def _safe_range(*args):
     return r
 
 
+def _gettext(message: str) -> str:
+    from flask_babel import get_translations
+    return get_translations().ugettext(message)
+
+
+def _ngettext(singular: str, plural: str, n: int) -> str:
+    from flask_babel import get_translations
+    return get_translations().ungettext(singular, plural, n)
+
+
 def _make_env(autoescape: bool) -> _Sandbox:
+    """The shipped texts mark their sentences with _("...") / ngettext(...): they render in the
+    language in force (core.i18n.in_language, the recipient's), from the same catalogue as the pages."""
     env = _Sandbox(undefined=StrictUndefined, autoescape=autoescape, trim_blocks=True, lstrip_blocks=True,
-                   keep_trailing_newline=False)
+                   keep_trailing_newline=False, extensions=["jinja2.ext.i18n"])
+    env.install_gettext_callables(_gettext, _ngettext, newstyle=True)
     for name in ("lipsum", "cycler", "joiner", "namespace", "dict"):
         env.globals.pop(name, None)
     env.globals["range"] = _safe_range
@@ -480,34 +493,53 @@ def default_source(key: str) -> Source:
     return Source(subject=subject, body_text=text, body_html=html)
 
 
-def custom_row(session: Session, key: str) -> EmailTemplate | None:
-    return session.scalar(select(EmailTemplate).where(EmailTemplate.key == key))
+def _language(language: str | None) -> str:
+    from membership.core.i18n import clean_language, default_language
+    return clean_language(language) or default_language()
+
+
+def custom_row(session: Session, key: str, language: str | None = None) -> EmailTemplate | None:
+    """The staff edit of `key` in `language` (default: the association's DEFAULT_LANGUAGE)."""
+    return session.scalar(select(EmailTemplate).where(EmailTemplate.key == key,
+                                                      EmailTemplate.language == _language(language)))
+
+
+def custom_languages(session: Session, key: str) -> list[str]:
+    """The languages in which staff have edited `key`."""
+    return list(session.scalars(select(EmailTemplate.language).where(EmailTemplate.key == key)
+                                .order_by(EmailTemplate.language)))
 
 
 _CUSTOM = select(EmailTemplate.subject, EmailTemplate.body_text, EmailTemplate.body_html).where(
-    EmailTemplate.key == bindparam("key"))
+    EmailTemplate.key == bindparam("key"), EmailTemplate.language == bindparam("language"))
 
 
-def current_source(session: Session, key: str) -> Source:
-    """The staff edit of `key` if there is one, else the shipped default.
+def current_source(session: Session, key: str, language: str | None = None) -> Source:
+    """What `key` is written with for a recipient reading `language`: the staff edit in that
+    language, else the staff edit in the association's default language, else the shipped default
+    (whose sentences are translated when it renders).
 
-    Looked up once per transaction and key: a reminder run queueing thousands of emails reads
-    the template once (an edit saved meanwhile applies from the caller's next transaction).
+    Looked up once per transaction, key and language: a reminder run queueing thousands of emails
+    reads the template once (an edit saved meanwhile applies from the caller's next transaction).
     """
     _info(key)
+    from membership.core.i18n import default_language
+    language = _language(language)
     if hasattr(session, "registry"):  # a scoped_session (db.session): its current Session
         session = session()
     transaction = session.get_transaction()
     cache = session.info.get("samiti.email_templates")
     if cache is None or cache[0] is not transaction:
         cache = session.info["samiti.email_templates"] = (transaction, {})
-    source = cache[1].get(key)
+    source = cache[1].get((key, language))
     if source is None:
-        row = session.execute(_CUSTOM, {"key": key}).first()
+        row = session.execute(_CUSTOM, {"key": key, "language": language}).first()
+        if row is None and language != default_language():
+            row = session.execute(_CUSTOM, {"key": key, "language": default_language()}).first()
         source = default_source(key) if row is None else Source(
             subject=row.subject, body_text=row.body_text, body_html=row.body_html or None, is_custom=True)
         if transaction is not None:
-            cache[1][key] = source
+            cache[1][(key, language)] = source
     return source
 
 
@@ -524,22 +556,11 @@ def format_day(value: date | datetime | None) -> str:
         return ""
     if isinstance(value, datetime):
         value = to_local(value).date()
-    return _format_date(value, _config("LOCALE", "en_GB"))
-
-
-@functools.lru_cache(maxsize=4096)
-def _format_date(value: date, locale: str) -> str:
-    # Babel is slow per call, and a reminder run formats the same few end dates thousands of times.
-    return babel_format_date(value, format="long", locale=locale)
-
-
-@functools.lru_cache(maxsize=4096)
-def _format_money(minor: int, currency: str, locale: str) -> str:
-    return format_currency(Decimal(minor) / 100, currency, locale=locale)
+    return formats.long_date(value)  # in the recipient's language (core.i18n.in_language)
 
 
 def format_money(minor: int, currency: str) -> str:
-    return _format_money(minor, currency, _config("LOCALE", "en_GB"))
+    return formats.money(minor, currency)
 
 
 def link(path: str) -> str:
@@ -637,7 +658,25 @@ def build_context(*, now: datetime, member=None, to_name: str = "", to_address: 
         ctx.update(term_values(term, today))
     for key, value in extra.items():
         ctx[key] = _plain(value, key)
+    if isinstance(ctx.get("link_expires_in"), str):
+        ctx["link_expires_in"] = duration_words(ctx["link_expires_in"])
     return ctx
+
+
+_DURATION = __import__("re").compile(r"^(\d+) (hour|hours|day|days)$")
+
+
+def duration_words(text: str) -> str:
+    """"3 days" / "1 hour" (how long a link works, as callers write it) in the language in force."""
+    from flask_babel import ngettext
+
+    m = _DURATION.match(text.strip())
+    if not m:
+        return text
+    n = int(m.group(1))
+    if m.group(2).startswith("hour"):
+        return ngettext("%(num)s hour", "%(num)s hours", n)
+    return ngettext("%(num)s day", "%(num)s days", n)
 
 
 def sample_context(key: str, *, now: datetime, member=None) -> dict[str, Any]:
@@ -691,11 +730,12 @@ def render_source(source: Source, context: dict[str, Any]) -> Rendered:
 
 def reason_text(key: str, context: dict[str, Any]) -> str:
     """The shipped reason of `key` (why the recipient gets it), rendered with the context."""
-    return " ".join(_render_one("text", _info(key).reason, context).split())
+    from flask_babel import gettext
+    return " ".join(_render_one("text", gettext(_info(key).reason), context).split())
 
 
 _HTML_LAYOUT = Markup(
-    '<!doctype html>\n<html lang="en">\n<head><meta charset="utf-8">'
+    '<!doctype html>\n<html lang="{lang}">\n<head><meta charset="utf-8">'
     '<meta name="viewport" content="width=device-width, initial-scale=1"><title>{title}</title></head>\n'
     '<body style="margin:0;padding:16px;background:#f6f7f9;">\n'
     '<div style="max-width:600px;margin:0 auto;background:#ffffff;padding:24px;'
@@ -708,7 +748,7 @@ _HTML_LAYOUT = Markup(
 
 def render_email(session: Session, key: str, context: dict[str, Any], *, category: str,
                  reason: str | None = None, unsubscribe_link: str = "",
-                 source: Source | None = None) -> tuple[Rendered, str]:
+                 source: Source | None = None, language: str | None = None) -> tuple[Rendered, str]:
     """The finished email of template `key`: body plus the footer Samiti adds.
 
     A service email's footer says why it was sent (`reason`, or the template's shipped reason);
@@ -717,8 +757,11 @@ def render_email(session: Session, key: str, context: dict[str, Any], *, categor
     shipped default, so the email still goes out; the failure is logged.
     Returns (rendered, reason).
     """
+    from flask_babel import gettext as _
+
     info = _info(key)
-    source = source or current_source(session, key)
+    language = _language(language or formats.language())
+    source = source or current_source(session, key, language)
     try:
         rendered = render_source(source, context)
     except TemplateProblem:
@@ -732,24 +775,26 @@ def render_email(session: Session, key: str, context: dict[str, Any], *, categor
         reason = reason_text(key, context)
     reason = " ".join(str(reason).split())
     if category == "marketing":
-        foot_text = (f"You receive this email because you asked for news from {association}.\n"
-                     f"Unsubscribe: {unsubscribe_link}")
-        foot_html = Markup('You receive this email because you asked for news from {}. '
-                           '<a href="{}">Unsubscribe</a>.').format(association, unsubscribe_link)
+        why_news = _("You receive this email because you asked for news from %(association)s.",
+                     association=association)
+        foot_text = why_news + "\n" + _("Unsubscribe: %(link)s", link=unsubscribe_link)
+        foot_html = Markup('{} <a href="{}">{}</a>.').format(why_news, unsubscribe_link, _("Unsubscribe"))
     elif category == "staff":
-        foot_text = f"An automated message for staff of {association}" + (f": {reason}" if reason else ".")
+        foot_text = (_("An automated message for staff of %(association)s: %(reason)s", association=association,
+                       reason=reason) if reason
+                     else _("An automated message for staff of %(association)s.", association=association))
         foot_html = escape(foot_text)
     else:
-        foot_text = f"{association}\nYou received this email because {reason}" if reason else association
-        foot_html = Markup("{}<br>You received this email because {}").format(association, reason) if reason \
-            else escape(association)
+        because = _("You received this email because %(reason)s", reason=reason) if reason else ""
+        foot_text = f"{association}\n{because}" if reason else association
+        foot_html = Markup("{}<br>{}").format(association, because) if reason else escape(association)
     text = rendered.body_text.rstrip() + "\n\n-- \n" + foot_text + "\n"
     html = None
     if rendered.body_html:
         # str.format on escaped parts: the same result as Markup.format, without its per-call
         # formatter (a campaign renders thousands of emails in one run)
-        html = str(_HTML_LAYOUT).format(title=escape(rendered.subject), body=rendered.body_html,
-                                        footer=escape(foot_html))
+        html = str(_HTML_LAYOUT).format(lang=escape(language), title=escape(rendered.subject),
+                                        body=rendered.body_html, footer=escape(foot_html))
     return Rendered(subject=rendered.subject, body_text=text, body_html=html), reason
 
 
@@ -778,29 +823,44 @@ def _clean_source(subject: str, body_text: str, body_html: str | None) -> tuple[
 
 
 def check_template(key: str, *, subject: str, body_text: str, body_html: str | None, now: datetime,
-                   member=None) -> Rendered:
-    """Compile and render a candidate template against the sample context (or `member`).
+                   member=None, language: str | None = None) -> Rendered:
+    """Compile and render a candidate template against the sample context (or `member`), in
+    `language` (default: the language in force): the preview of each language version.
 
     Returns the rendered result; raises TemplateProblem naming the field at fault.
     """
+    from membership.core.i18n import in_language
+
     subject, body_text, body_html = _clean_source(subject, body_text, body_html)
-    ctx = sample_context(key, now=now, member=member)
-    return render_source(Source(subject, body_text, body_html, True), ctx)
+    with in_language(language or formats.language()):
+        ctx = sample_context(key, now=now, member=member)
+        return render_source(Source(subject, body_text, body_html, True), ctx)
+
+
+def preview(session: Session, key: str, *, language: str, now: datetime, member=None) -> Rendered:
+    """`key` as a recipient reading `language` gets it now (their version, or the fallback)."""
+    from membership.core.i18n import in_language
+
+    with in_language(language):
+        ctx = sample_context(key, now=now, member=member)
+        return render_source(current_source(session, key, language), ctx)
 
 
 def save_template(session: Session, key: str, *, subject: str, body_text: str, body_html: str | None,
-                  actor, now: datetime) -> EmailTemplate:
-    """Store a staff edit of `key` after checking that it compiles and renders against sample data.
+                  actor, now: datetime, language: str | None = None) -> EmailTemplate:
+    """Store a staff edit of `key` in `language` (default: DEFAULT_LANGUAGE) after checking that it
+    compiles and renders against sample data in that language.
 
     Raises TemplateProblem (field: subject, body_text or body_html). Adds and flushes; caller commits.
     """
     info = _info(key)
+    language = _language(language)
     subject, body_text, body_html = _clean_source(subject, body_text, body_html)
-    check_template(key, subject=subject, body_text=body_text, body_html=body_html, now=now)
-    row = custom_row(session, key)
-    before = current_source(session, key)
+    check_template(key, subject=subject, body_text=body_text, body_html=body_html, now=now, language=language)
+    row = custom_row(session, key, language)
+    before = current_source(session, key, language)
     if row is None:
-        row = EmailTemplate(key=key, subject=subject, body_text=body_text, body_html=body_html,
+        row = EmailTemplate(key=key, language=language, subject=subject, body_text=body_text, body_html=body_html,
                             updated_at=now, updated_by_id=getattr(actor, "id", None))
         session.add(row)
     else:
@@ -812,20 +872,27 @@ def save_template(session: Session, key: str, *, subject: str, body_text: str, b
                                            ("body_text", before.body_text, body_text),
                                            ("body_html", before.body_html, body_html)) if old != new]
     record_audit(session, actor=actor, action="email_template.update", entity=row, now=now,
-                 summary=f"Email template '{info.name}' edited" + (f" ({', '.join(changed)})" if changed else ""),
-                 changes={"fields": changed})
+                 summary=f"Email template '{info.name}' edited" + _language_note(language)
+                 + (f" ({', '.join(changed)})" if changed else ""),
+                 changes={"fields": changed, "language": language})
     return row
 
 
-def reset_template(session: Session, key: str, *, actor, now: datetime) -> bool:
-    """Drop the staff edit of `key`, so the shipped default is used again. False if there was none.
-    Adds the audit row; caller commits."""
+def _language_note(language: str) -> str:
+    from membership.core.i18n import LANGUAGE_NAMES, default_language
+    return "" if language == default_language() else f" ({LANGUAGE_NAMES.get(language, language)} version)"
+
+
+def reset_template(session: Session, key: str, *, actor, now: datetime, language: str | None = None) -> bool:
+    """Drop the staff edit of `key` in `language` (default: DEFAULT_LANGUAGE), so the fallback is
+    used again. False if there was none. Adds the audit row; caller commits."""
     info = _info(key)
-    row = custom_row(session, key)
+    language = _language(language)
+    row = custom_row(session, key, language)
     if row is None:
         return False
     record_audit(session, actor=actor, action="email_template.reset", entity=row, now=now,
-                 summary=f"Email template '{info.name}' reset to the shipped default")
+                 summary=f"Email template '{info.name}'{_language_note(language)} reset to the shipped default")
     session.delete(row)
     session.flush()
     session.info.pop("samiti.email_templates", None)

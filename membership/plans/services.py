@@ -5,6 +5,7 @@ caller commits (one transaction per request, job run or CLI command).
 """
 from __future__ import annotations
 
+from flask_babel import gettext as _
 import calendar
 from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta
@@ -104,11 +105,11 @@ def record_payment(session: Session, payment: PaymentInput, *, actor, now: datet
     amount or method, Conflict when the same form (idempotency key) was already recorded.
     """
     if payment.amount_minor is None or payment.amount_minor < 0:
-        raise ValidationError("The amount cannot be negative.", field="amount")
+        raise ValidationError(_("The amount cannot be negative."), field="amount")
     if payment.method not in PAYMENT_METHODS:
-        raise ValidationError("Choose a payment method.", field="method")
+        raise ValidationError(_("Choose a payment method."), field="method")
     if payment.received_at > now + timedelta(minutes=5):
-        raise ValidationError("The payment date cannot be in the future.", field="received_on")
+        raise ValidationError(_("The payment date cannot be in the future."), field="received_on")
     payment = replace(
         payment,
         reference=clean_text(payment.reference, field="reference", label="Reference", max_length=100),
@@ -141,7 +142,7 @@ def record_payment(session: Session, payment: PaymentInput, *, actor, now: datet
             session.flush()
     except IntegrityError as e:
         if payment.idempotency_key and "idempotency_key" in str(e.orig):
-            raise Conflict("This payment was already recorded.") from None
+            raise Conflict(_("This payment was already recorded.")) from None
         raise
     if membership is not None and membership.awaiting_payment:
         paid = sum(p.amount_minor for p in membership.payments if p.id != row.id) + row.amount_minor
@@ -214,7 +215,7 @@ def join(session: Session, holder: Member | Organization, plan: Plan, *, today: 
     _plan_fits(plan, holder)
     for term in terms_of(session, holder):
         if status_on(term, today) in ("active", "grace", "upcoming", "pending"):
-            raise Conflict("This membership is already current or pending; renew it instead.")
+            raise Conflict(_("This membership is already current or pending; renew it instead."))
     start = starts_on or today
     starts, ends = term_dates(plan, start)
     term = Membership(
@@ -250,17 +251,17 @@ def renewal_start(term: Membership, plan: Plan, today: date) -> date:
     lost, none given away); today after a lapse or cancellation, unless the plan backdates."""
     status = status_on(term, today)
     if status == "pending":
-        raise Conflict("The current term is still waiting for payment or approval; settle it first.")
+        raise Conflict(_("The current term is still waiting for payment or approval; settle it first."))
     if term.ends_on is None:
         if status != "cancelled":
-            raise Conflict("A lifetime membership does not need renewing.")
+            raise Conflict(_("A lifetime membership does not need renewing."))
         return today
     if status in ("lapsed", "cancelled"):
         if plan.backdate_after_lapse and status == "lapsed":
             # Continuity, but only when the backdated term still covers today: after a lapse of
             # more than a term, a backdated term would be over before it is paid for.
             start = term.ends_on + timedelta(days=1)
-            _, ends = term_dates(plan, start)
+            _start, ends = term_dates(plan, start)
             if ends is None or ends >= today:
                 return start
         return today
@@ -309,7 +310,7 @@ def renew(session: Session, term: Membership, *, today: date, now: datetime, act
     later = [t for t in terms_of(session, holder) if t.id != term.id and
              (t.starts_on, t.id) > (term.starts_on, term.id)]
     if later:
-        raise Conflict("Only the latest term can be renewed.")
+        raise Conflict(_("Only the latest term can be renewed."))
     if enforce_window:
         problem = renewal_window_problem(term, plan, today)
         if problem:
@@ -360,7 +361,7 @@ def pay_term(session: Session, term: Membership, payment: PaymentInput, *, today
 
 def approve(session: Session, term: Membership, *, today: date, now: datetime, actor) -> None:
     if not term.awaiting_approval:
-        raise Conflict("This term does not wait for approval.")
+        raise Conflict(_("This term does not wait for approval."))
     term.awaiting_approval = False
     term.approved_at = now
     record_audit(session, actor=actor, action="membership.approve", entity=term, now=now,
@@ -374,13 +375,13 @@ def cancel(session: Session, term: Membership, *, on: date, reason: str, today: 
     outside the term, Conflict when it is already cancelled."""
     reason = (reason or "").strip()
     if not reason:
-        raise ValidationError("Give a reason for the cancellation.", field="reason")
+        raise ValidationError(_("Give a reason for the cancellation."), field="reason")
     if term.cancelled_on is not None:
         raise Conflict(f"This term was already cancelled on {term.cancelled_on:%d %b %Y}.")
     if on < term.starts_on and on < today:
-        raise ValidationError("The cancellation date is before the term starts.", field="on")
+        raise ValidationError(_("The cancellation date is before the term starts."), field="on")
     if term.ends_on is not None and on > term.ends_on:
-        raise ValidationError("The cancellation date is after the term ends.", field="on")
+        raise ValidationError(_("The cancellation date is after the term ends."), field="on")
     term.cancelled_on = max(on, min(term.starts_on, today)) if on < term.starts_on else on
     term.cancel_reason = reason
     if term.member_id:
@@ -399,11 +400,11 @@ def set_override(session: Session, term: Membership, *, status: str, until: date
     """Force a term's status until a date (inclusive) or for good (`until` None)."""
     reason = (reason or "").strip()
     if status not in OVERRIDABLE:
-        raise ValidationError("Choose a status.", field="status")
+        raise ValidationError(_("Choose a status."), field="status")
     if not reason:
-        raise ValidationError("Give a reason for the override.", field="reason")
+        raise ValidationError(_("Give a reason for the override."), field="reason")
     if until is not None and until < today:
-        raise ValidationError("The override must last until today or later.", field="until")
+        raise ValidationError(_("The override must last until today or later."), field="until")
     old = (term.override_status, term.override_until)
     term.override_status, term.override_until, term.override_reason = status, until, reason
     record_audit(session, actor=actor, action="membership.override", entity=term, now=now,

@@ -15,17 +15,20 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Iterable, Protocol
 
+from flask_babel import lazy_gettext as _l
+
 CURRENT = frozenset({"active", "grace"})
 
+# Lazy: each is translated when shown, in the language of the page (web.status_label for templates).
 STATUS_LABELS = {
-    "pending": "Pending",
-    "upcoming": "Starts later",
-    "active": "Active",
-    "grace": "Grace period",
-    "lapsed": "Lapsed",
-    "cancelled": "Cancelled",
-    "renewed": "Renewed",  # display only (HistoryRow.status): a past term that a later one continued
-    "none": "No membership",
+    "pending": _l("Pending"),
+    "upcoming": _l("Starts later"),
+    "active": _l("Active"),
+    "grace": _l("Grace period"),
+    "lapsed": _l("Lapsed"),
+    "cancelled": _l("Cancelled"),
+    "renewed": _l("Renewed"),  # display only (HistoryRow.status): a past term that a later one continued
+    "none": _l("No membership"),
 }
 
 

@@ -7,6 +7,7 @@ from functools import lru_cache
 
 from babel import Locale
 from flask import current_app
+from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from wtforms import BooleanField, HiddenField, RadioField, SelectField, StringField, TelField
 from wtforms.fields.choices import SelectChoice
@@ -29,14 +30,20 @@ PROFILE_FIELDS = CONTACT_FIELDS + PREFERENCE_FIELDS
 _NOT_COUNTRIES = {"EU", "EZ", "UN", "QO", "ZZ", "XA", "XB"}
 
 
-@lru_cache(maxsize=8)
 def country_choices(home: str | None = None) -> list[tuple[str, str]]:
-    """Every country by name, the association's own (`home`, a two-letter code) first."""
-    names = Locale("en").territories
+    """Every country named in the page's language (Bengali names on a Bengali page), the
+    association's own (`home`, a two-letter code) first."""
+    from flask_babel import get_locale
+
+    return _country_choices(str(get_locale() or "en"), (home or "").upper())
+
+
+@lru_cache(maxsize=8)
+def _country_choices(language: str, home: str) -> list[tuple[str, str]]:
+    names = Locale.parse(language).territories
     countries = sorted(((code, name) for code, name in names.items()
                         if len(code) == 2 and code.isalpha() and code not in _NOT_COUNTRIES),
                        key=lambda item: item[1])
-    home = (home or "").upper()
     first = [item for item in countries if item[0] == home]
     return [("", "—")] + first + [item for item in countries if item[0] != home]
 
@@ -49,27 +56,27 @@ def home_country(config) -> str:
 class ContactFields(FlaskForm):
     """Name, phone, address and preferences: the join form and the profile page."""
 
-    first_name = StringField("First name", validators=[InputRequired("First name is required."), Length(max=100)],
+    first_name = StringField(_l("First name"), validators=[InputRequired(_l("First name is required.")), Length(max=100)],
                              render_kw={"autocomplete": "given-name", "maxlength": 100})
-    last_name = StringField("Last name", validators=[Optional(), Length(max=100)],
+    last_name = StringField(_l("Last name"), validators=[Optional(), Length(max=100)],
                             render_kw={"autocomplete": "family-name", "maxlength": 100})
-    phone = TelField("Phone", validators=[Optional(), Length(max=40)],
+    phone = TelField(_l("Phone"), validators=[Optional(), Length(max=40)],
                      render_kw={"autocomplete": "tel", "maxlength": 40, "inputmode": "tel"})
-    address_line1 = StringField("Address", validators=[Optional(), Length(max=200)],
+    address_line1 = StringField(_l("Address"), validators=[Optional(), Length(max=200)],
                                 render_kw={"autocomplete": "address-line1", "maxlength": 200})
-    address_line2 = StringField("Address line 2", validators=[Optional(), Length(max=200)],
+    address_line2 = StringField(_l("Address line 2"), validators=[Optional(), Length(max=200)],
                                 render_kw={"autocomplete": "address-line2", "maxlength": 200})
-    city = StringField("Town or city", validators=[Optional(), Length(max=100)],
+    city = StringField(_l("Town or city"), validators=[Optional(), Length(max=100)],
                        render_kw={"autocomplete": "address-level2", "maxlength": 100})
-    postcode = StringField("Postcode", validators=[Optional(), Length(max=20)],
+    postcode = StringField(_l("Postcode"), validators=[Optional(), Length(max=20)],
                            render_kw={"autocomplete": "postal-code", "maxlength": 20})
-    country = SelectField("Country", validators=[Optional()], validate_choice=False,
+    country = SelectField(_l("Country"), validators=[Optional()], validate_choice=False,
                           render_kw={"autocomplete": "country"})
-    language = RadioField("Language of our emails", default="en",
+    language = RadioField(_l("Language of our emails"), default="en",
                           choices=[SelectChoice(code, LANGUAGE_LABELS[code]) for code in LANGUAGES],
-                          validators=[InputRequired("Choose a language.")])
-    marketing_opt_in = BooleanField("Send me news and announcements")
-    directory_opt_in = BooleanField("List me in the members' directory (only other members can see it)")
+                          validators=[InputRequired(_l("Choose a language."))])
+    marketing_opt_in = BooleanField(_l("Send me news and announcements"))
+    directory_opt_in = BooleanField(_l("List me in the members' directory (only other members can see it)"))
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -94,9 +101,9 @@ class RenewForm(FlaskForm):
     """Renew the term named in the form: a second post of the same form names a term that now has a
     successor, so it renews nothing (AlreadyRenewed)."""
 
-    plan = RadioField("Plan", coerce=lambda v: int(v) if str(v).isdigit() else None, validate_choice=False,
-                      validators=[InputRequired("Choose a plan.")])
-    term_id = HiddenField(validators=[DataRequired("This form is out of date: reload the page."),
+    plan = RadioField(_l("Plan"), coerce=lambda v: int(v) if str(v).isdigit() else None, validate_choice=False,
+                      validators=[InputRequired(_l("Choose a plan."))])
+    term_id = HiddenField(validators=[DataRequired(_l("This form is out of date: reload the page.")),
                                       Regexp(r"^[0-9]{1,9}$")])
     # Each option also carries the dates the member saw (shown_<plan id>), so what is recorded is
     # what was shown (the day may change between showing and confirming).

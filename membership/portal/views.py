@@ -3,6 +3,9 @@ and my details. Every page reads the signed-in member's own rows only: ids in UR
 checked against the member, and a row of someone else is "not found"."""
 from __future__ import annotations
 
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
+from flask_babel import ngettext
 from dataclasses import dataclass, field
 from datetime import date
 
@@ -11,6 +14,7 @@ from flask_login import current_user
 from sqlalchemy import select
 from sqlalchemy.orm import joinedload
 
+from membership.core import formats
 from membership.core import time as clock
 from membership.core.errors import AlreadyRenewed, DomainError, ValidationError
 from membership.extensions import db
@@ -28,18 +32,18 @@ from membership.web import format_day, money
 
 PAYMENTS_ON_HOME = 5
 PAYMENTS_PER_PAGE = 20
-METHOD_WORDS = {"cash": "Cash", "cheque": "Cheque", "bank_transfer": "Bank transfer", "card": "Card",
-                "online": "Online", "other": "Other"}
+METHOD_WORDS = {"cash": _l("Cash"), "cheque": _l("Cheque"), "bank_transfer": _l("Bank transfer"), "card": _l("Card"),
+                "online": _l("Online"), "other": _l("Other")}
 
 # The portal's menu. Areas built elsewhere appear once their page exists (the first endpoint of each
 # entry that the app knows).
 NAV = (
-    (("portal.home",), "My membership"),
-    (("portal.profile",), "My details"),
-    (("portal.directory",), "Directory"),
-    (("portal.help", "portal.help_requests", "portal.help_list"), "Help"),
-    (("portal.my_data", "portal.data"), "My data"),
-    (("portal_surveys.portal_list",), "Surveys"),
+    (("portal.home",), _l("My membership")),
+    (("portal.profile",), _l("My details")),
+    (("portal.directory",), _l("Directory")),
+    (("portal.help", "portal.help_requests", "portal.help_list"), _l("Help")),
+    (("portal.my_data", "portal.data"), _l("My data")),
+    (("portal_surveys.portal_list",), _l("Surveys")),
 )
 
 
@@ -71,18 +75,20 @@ def _me() -> Member | None:
 def _member_or_home():
     member = _me()
     if member is None:
-        flash("Your login is not linked to a membership record. Please contact us.", "warning")
+        flash(_("Your login is not linked to a membership record. Please contact us."), "warning")
     return member
 
 
 def _dates(starts: date, ends: date | None) -> str:
-    return f"{format_day(starts)} to {format_day(ends)}" if ends else f"from {format_day(starts)}, for life"
+    if ends:
+        return _("%(start)s to %(end)s", start=format_day(starts), end=format_day(ends))
+    return _("from %(start)s, for life", start=format_day(starts))
 
 
 def days_words(n: int) -> str:
     if n == 0:
-        return "today is the last day"
-    return "1 day left" if n == 1 else f"{n} days left"
+        return _("today is the last day")
+    return formats.digits(ngettext("%(num)s day left", "%(num)s days left", n))
 
 
 # ---------------------------------------------------------------- what to tell the member
@@ -137,26 +143,28 @@ def renewal_for(member: Member, today: date) -> Renewal:
     own = plans.terms_of(db.session, member)
     if not own:
         if member.organization_id:
-            return Renewal(None, {}, "Your membership comes through your organisation: its main contact renews it.")
-        return Renewal(None, {}, "You have no membership to renew yet.")
+            return Renewal(None, {}, _("Your membership comes through your organisation: its main contact renews it."))
+        return Renewal(None, {}, _("You have no membership to renew yet."))
     term = own[-1]
     if signup.is_declined(term):
-        return Renewal(None, {}, "Your application was declined, so there is no membership to renew. "
-                                 "Contact us if you have questions.")
+        return Renewal(None, {}, _("Your application was declined, so there is no membership to renew. "
+                                   "Contact us if you have questions."))
     status = status_on(term, today)
     if status == "cancelled":
         # Ended by staff (or at the member's request): starting again is a conversation, not a button.
-        return Renewal(None, {}, "Your membership was cancelled. Contact us if you would like to join again.")
+        return Renewal(None, {}, _("Your membership was cancelled. Contact us if you would like to join again."))
     if status == "upcoming":
-        return Renewal(None, {}, "You have already renewed: your next term runs "
-                                 f"{_dates(term.starts_on, term.ends_on)}.")
+        return Renewal(None, {}, _("You have already renewed: your next term runs %(dates)s.",
+                                   dates=_dates(term.starts_on, term.ends_on)))
     try:
         plans.renewal_start(term, term.plan, today)
     except DomainError as e:
         if status == "pending":
-            what = "approval" if term.awaiting_approval else "payment"
-            return Renewal(None, {}, f"Your latest membership term is waiting for {what}; you can renew once it "
-                                     "is settled.")
+            if term.awaiting_approval:
+                return Renewal(None, {}, _("Your latest membership term is waiting for approval; you can renew "
+                                           "once it is settled."))
+            return Renewal(None, {}, _("Your latest membership term is waiting for payment; you can renew once "
+                                       "it is settled."))
         return Renewal(None, {}, e.message)
     options = {}
     for plan in renewal_plans(term):
@@ -166,7 +174,7 @@ def renewal_for(member: Member, today: date) -> Renewal:
             continue
         options[plan.id] = (plan, starts, ends, plans.renewal_window_problem(term, plan, today))
     if not options:
-        return Renewal(None, {}, "None of our plans can be renewed online at the moment. Please contact us.")
+        return Renewal(None, {}, _("None of our plans can be renewed online at the moment. Please contact us."))
     renewal = Renewal(term, options)
     if not renewal.open_options:
         renewal.problem = (options.get(term.plan_id) or next(iter(options.values())))[3]
@@ -192,60 +200,64 @@ def summarise(member: Member, today: date) -> Summary:
 
     status = hs.status
     if status == "none":
-        s.headline = "You have no membership yet."
+        s.headline = _("You have no membership yet.")
     elif status == "active":
-        s.headline = "Your membership is active." if s.ends_on else "You are a life member."
+        s.headline = _("Your membership is active.") if s.ends_on else _("You are a life member.")
     elif status == "grace":
-        s.headline = (f"Your membership ended on {format_day(term.ends_on)}. Renew by "
-                      f"{format_day(grace_ends_on(term))} to keep it without a break.")
+        s.headline = _("Your membership ended on %(end)s. Renew by %(grace_end)s to keep it without a break.",
+                       end=format_day(term.ends_on), grace_end=format_day(grace_ends_on(term)))
     elif status == "lapsed":
-        s.headline = f"Your membership ended on {format_day(term.ends_on)}."
+        s.headline = _("Your membership ended on %(end)s.", end=format_day(term.ends_on))
     elif status == "cancelled":
-        s.headline = ("Your application was declined." if signup.is_declined(term)
-                      else f"Your membership was cancelled from {format_day(term.cancelled_on)}.")
+        s.headline = (_("Your application was declined.") if signup.is_declined(term)
+                      else _("Your membership was cancelled from %(day)s.", day=format_day(term.cancelled_on)))
     elif status == "pending":
         if term.awaiting_approval:
-            s.headline = "Your application is waiting for approval."
+            s.headline = _("Your application is waiting for approval.")
         elif term.awaiting_payment:
-            s.headline = "Your membership is waiting for your payment."
+            s.headline = _("Your membership is waiting for your payment.")
         else:
-            s.headline = f"Your membership starts on {format_day(term.starts_on)}."
+            s.headline = _("Your membership starts on %(day)s.", day=format_day(term.starts_on))
 
     # A term waiting for payment: the application itself, or a renewal made from the portal.
     waiting = [t for t in own if t.cancelled_on is None and (t.awaiting_payment or t.awaiting_approval)]
     for t in waiting:
         if t.awaiting_approval:
-            s.steps.append(Step("wait", f"Our staff will look at your application for {t.plan.name} and email you "
-                                        "when they have decided."))
+            s.steps.append(Step("wait", _("Our staff will look at your application for %(plan)s and email you "
+                                          "when they have decided.", plan=t.plan.name)))
         elif t.awaiting_payment:
             due = signup.amount_due(db.session, t)
             s.pay_term, s.amount_due = t, due
             if t.renews_id is not None and t.starts_on > today:
-                when = (f"Please pay before {format_day(t.starts_on)} so that your membership continues "
-                        "without a break.")
-                what = "your renewal"
+                when = _("Please pay before %(day)s so that your membership continues without a break.",
+                         day=format_day(t.starts_on))
             else:
-                when = "It starts as soon as we record your payment."
-                what = "your renewal" if t.renews_id is not None else "your membership"
-            s.steps.append(Step("pay", f"Pay {money(due, t.currency)} for {what} ({t.plan.name}, "
-                                       f"{_dates(t.starts_on, t.ends_on)}). {when}", urgent=True))
+                when = _("It starts as soon as we record your payment.")
+            values = {"amount": money(due, t.currency), "plan": t.plan.name, "dates": _dates(t.starts_on, t.ends_on)}
+            if t.renews_id is not None:
+                text = _("Pay %(amount)s for your renewal (%(plan)s, %(dates)s).", **values)
+            else:
+                text = _("Pay %(amount)s for your membership (%(plan)s, %(dates)s).", **values)
+            s.steps.append(Step("pay", f"{text} {when}", urgent=True))
     if s.via:
-        s.steps.append(Step("contact", f"Your membership comes through {s.via}; its main contact renews it."))
+        s.steps.append(Step("contact", _("Your membership comes through %(organisation)s; its main contact renews "
+                                         "it.", organisation=s.via)))
         return s
     upcoming = [t for t in own if status_on(t, today) == "upcoming"]
     for t in upcoming:
-        s.steps.append(Step("done", f"You have renewed: your next term runs {_dates(t.starts_on, t.ends_on)}."))
+        s.steps.append(Step("done", _("You have renewed: your next term runs %(dates)s.",
+                                      dates=_dates(t.starts_on, t.ends_on))))
     if not waiting and not upcoming and status in ("active", "grace", "lapsed", "cancelled"):
         renewal = renewal_for(member, today)
         urgent = status in ("grace", "lapsed") or (s.days_left is not None and s.days_left <= 30)
         if renewal.term is not None and renewal.open_options:
-            text = {"grace": "Renew now to keep your membership without a break.",
-                    "lapsed": "Renew to become a member again."}.get(status, "You can renew now.")
-            s.steps.append(Step("renew", text, url_for("portal.renew"), "Renew my membership", urgent))
+            text = {"grace": _("Renew now to keep your membership without a break."),
+                    "lapsed": _("Renew to become a member again.")}.get(status) or _("You can renew now.")
+            s.steps.append(Step("renew", text, url_for("portal.renew"), _("Renew my membership"), urgent))
         elif renewal.problem and not (status == "active" and s.ends_on is None):
             s.steps.append(Step("wait", renewal.problem))
     if status == "none" and not waiting:
-        s.steps.append(Step("contact", "Contact us to start a membership."))
+        s.steps.append(Step("contact", _("Contact us to start a membership.")))
     return s
 
 
@@ -266,10 +278,10 @@ def history_rows(member: Member, today: date) -> list[dict]:
             continue
         t = h.term
         status = h.status(today)
-        label = "Declined" if signup.is_declined(t) else {
-            "pending": "Waiting for approval" if t.awaiting_approval else "Waiting for payment",
-            "upcoming": "Starts later", "active": "Active", "grace": "Ended, renewal still possible",
-            "lapsed": "Ended", "cancelled": "Cancelled", "renewed": "Renewed"}.get(status, status)
+        label = _("Declined") if signup.is_declined(t) else {
+            "pending": _("Waiting for approval") if t.awaiting_approval else _("Waiting for payment"),
+            "upcoming": _("Starts later"), "active": _("Active"), "grace": _("Ended, renewal still possible"),
+            "lapsed": _("Ended"), "cancelled": _("Cancelled"), "renewed": _("Renewed")}.get(status, status)
         rows.append({"gap": False, "term": t, "status": status, "label": label, "payments": payments.get(t.id, [])})
     rows.reverse()
     return rows
@@ -366,41 +378,44 @@ def renew():
     successor = db.session.scalar(select(Membership).where(Membership.renews_id == term.id))
     if successor is not None:
         # A second click of the same form, or a renewal made meanwhile: renew once, say what exists.
-        flash("Your membership is already renewed: the new term runs "
-              f"{_dates(successor.starts_on, successor.ends_on)}.",
-              "info")
+        flash(_("Your membership is already renewed: the new term runs %(dates)s.",
+                dates=_dates(successor.starts_on, successor.ends_on)), "info")
         return redirect(url_for("portal.home"))
     renewal = renewal_for(member, today)
     if renewal.term is None or renewal.term.id != term.id:
         return _render_renew(member, renewal, form, 409, error=renewal.problem or
-                             "This form was out of date; check the choices below and confirm again.")
+                             _("This form was out of date; check the choices below and confirm again."))
     if not form.validate():
         return _render_renew(member, renewal, form, 422)
     option = renewal.options.get(form.plan.data)
     if option is None:
-        form.plan.errors = [*form.plan.errors, "Choose one of the plans shown."]
+        form.plan.errors = [*form.plan.errors, _("Choose one of the plans shown.")]
         return _render_renew(member, renewal, form, 422)
-    plan, starts, ends, _ = option
+    plan, starts, ends, _problem = option
     shown = request.form.get(f"shown_{plan.id}")
     if shown and shown != _dates_key(starts, ends):
         return _render_renew(member, renewal, form, 409,
-                             error=f"The new term on {plan.name} now runs {_dates(starts, ends)}. "
-                                   "Check and confirm again.")
+                             error=_("The new term on %(plan)s now runs %(dates)s. Check and confirm again.",
+                                     plan=plan.name, dates=_dates(starts, ends)))
     try:
         new = plans.renew(db.session, term, today=today, now=now, actor=current_user._get_current_object(),
                           plan=plan, source="renewal", enforce_window=True)
         db.session.commit()
     except AlreadyRenewed:
         db.session.rollback()
-        flash("Your membership is already renewed.", "info")
+        flash(_("Your membership is already renewed."), "info")
         return redirect(url_for("portal.home"))
     except DomainError as e:
         db.session.rollback()
         return _render_renew(member, renewal_for(member, today), form, e.status_code, error=e.message)
-    text = f"Thank you. Your membership is renewed: the new term runs {_dates(new.starts_on, new.ends_on)}"
+    dates = _dates(new.starts_on, new.ends_on)
     if new.awaiting_payment:
-        text += f". Please pay {money(signup.amount_due(db.session, new), new.currency)}; how to pay is shown below"
-    flash(text + ".", "success")
+        text = _("Thank you. Your membership is renewed: the new term runs %(dates)s. Please pay %(amount)s; "
+                 "how to pay is shown below.", dates=dates,
+                 amount=money(signup.amount_due(db.session, new), new.currency))
+    else:
+        text = _("Thank you. Your membership is renewed: the new term runs %(dates)s.", dates=dates)
+    flash(text, "success")
     return redirect(url_for("portal.home"))
 
 
@@ -457,13 +472,13 @@ def profile():
         return render_template("portal/profile.html", form=form, member=member, error=None if target else e.message), \
             e.status_code
     if changed:
-        labels = {"first_name": "first name", "last_name": "last name", "phone": "phone", "address_line1": "address",
-                  "address_line2": "address", "city": "town or city", "postcode": "postcode", "country": "country",
-                  "language": "language of emails", "marketing_opt_in": "news and announcements",
-                  "directory_opt_in": "directory listing"}
+        labels = {"first_name": _("first name"), "last_name": _("last name"), "phone": _("phone"),
+                  "address_line1": _("address"), "address_line2": _("address"), "city": _("town or city"),
+                  "postcode": _("postcode"), "country": _("country"), "language": _("language of emails"),
+                  "marketing_opt_in": _("news and announcements"), "directory_opt_in": _("directory listing")}
         words = sorted({labels.get(name, name) for name in changed})
-        flash("Saved: " + ", ".join(words) + ".", "success")
+        flash(_("Saved: %(fields)s.", fields=", ".join(words)), "success")
     else:
-        flash("Nothing changed.", "info")
+        flash(_("Nothing changed."), "info")
     return redirect(url_for("portal.profile"))
 

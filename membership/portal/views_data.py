@@ -3,6 +3,8 @@ account to be closed (a confirm step, an optional reason; staff confirm, then th
 is erased), or withdraw that request while it waits."""
 from __future__ import annotations
 
+from flask_babel import lazy_gettext as _l
+from flask_babel import gettext as _
 from flask import Response, current_app, flash, redirect, render_template, request, url_for
 from flask_login import current_user
 from flask_wtf import FlaskForm
@@ -24,11 +26,11 @@ from membership.support.models import HelpRequest
 
 
 class ClosureForm(FlaskForm):
-    reason = TextAreaField("Why are you leaving? (optional)", validators=[
-        Length(max=2000, message="Use at most 2,000 characters.")])
-    confirm = BooleanField("I understand that my personal details will be erased and I will not be able to "
-                           "sign in any more.",
-                           validators=[DataRequired("Tick the box to confirm that you want your account closed.")])
+    reason = TextAreaField(_l("Why are you leaving? (optional)"), validators=[
+        Length(max=2000, message=_("Use at most 2,000 characters."))])
+    confirm = BooleanField(_l("I understand that my personal details will be erased and I will not be able to "
+                           "sign in any more."),
+                           validators=[DataRequired(_l("Tick the box to confirm that you want your account closed."))])
 
 
 def _counts(member) -> dict[str, int]:
@@ -69,7 +71,7 @@ def close_account():
     member = current_member()
     pending = erasure.pending_request(db.session, member)
     if pending is not None:
-        flash("You already asked for your account to be closed; our staff will confirm it soon.", "info")
+        flash(_("You already asked for your account to be closed; our staff will confirm it soon."), "info")
         return redirect(url_for("portal.my_data"))
     form = ClosureForm()
     if request.method == "POST":
@@ -98,7 +100,7 @@ def withdraw_closure():
     member = current_member()
     pending = erasure.pending_request(db.session, member)
     if pending is None:
-        flash("There is no closure request waiting.", "info")
+        flash(_("There is no closure request waiting."), "info")
         return redirect(url_for("portal.my_data"))
     try:
         erasure.withdraw_closure(db.session, pending, now=utcnow(), actor=current_user._get_current_object())
@@ -107,5 +109,5 @@ def withdraw_closure():
         db.session.rollback()
         flash(str(e), "info")
     else:
-        flash("Withdrawn: your account stays open.", "success")
+        flash(_("Withdrawn: your account stays open."), "success")
     return redirect(url_for("portal.my_data"))

@@ -4,6 +4,8 @@ those choices. Only signed-in current members (active or grace) browse it; staff
 member list instead (the portal blueprint admits members only)."""
 from __future__ import annotations
 
+from flask_babel import lazy_gettext as _l
+from flask_babel import gettext as _
 from flask import flash, redirect, render_template, request, url_for
 from flask_login import current_user
 from flask_wtf import FlaskForm
@@ -19,11 +21,11 @@ PER_PAGE = 24
 
 
 class DirectorySettingsForm(FlaskForm):
-    directory_opt_in = BooleanField("List me in the member directory")
-    directory_show_organization = BooleanField("Show my organisation and job title")
-    directory_show_city = BooleanField("Show my city")
-    directory_show_email = BooleanField("Show my email address")
-    directory_show_phone = BooleanField("Show my phone number")
+    directory_opt_in = BooleanField(_l("List me in the member directory"))
+    directory_show_organization = BooleanField(_l("Show my organisation and job title"))
+    directory_show_city = BooleanField(_l("Show my city"))
+    directory_show_email = BooleanField(_l("Show my email address"))
+    directory_show_phone = BooleanField(_l("Show my phone number"))
 
 
 @bp.get("/directory", endpoint="directory")
@@ -49,7 +51,7 @@ def directory_settings():
                                         now=utcnow())
         db.session.commit()
         if not changed:
-            flash("Nothing changed.", "info")
+            flash(_("Nothing changed."), "info")
         elif member.directory_opt_in:
             shown = [label for name, label in (("directory_show_organization", "organisation"),
                                                 ("directory_show_city", "city"), ("directory_show_email", "email"),
@@ -57,7 +59,7 @@ def directory_settings():
                      if getattr(member, name)]
             flash("Saved. Other members see your name" + (", " + ", ".join(shown) if shown else "") + ".", "success")
         else:
-            flash("Saved. You are not listed in the member directory.", "success")
+            flash(_("Saved. You are not listed in the member directory."), "success")
         return redirect(url_for("portal.directory_settings"))
     return render_template("portal/directory/settings.html", form=form, member=member), \
         (422 if request.method == "POST" else 200)

@@ -3,6 +3,7 @@ conversation, reply, and say when it is sorted. A member sees only their own req
 member's request id is "not found" (404), the same as an id that does not exist."""
 from __future__ import annotations
 
+from flask_babel import lazy_gettext as _l
 import re
 
 from flask import abort, flash, redirect, render_template, request, url_for
@@ -25,21 +26,21 @@ _PAGE = re.compile(r"[0-9]{1,6}")
 
 
 class HelpRequestForm(FlaskForm):
-    subject = StringField("Subject", validators=[
-        DataRequired("Say in a few words what it is about."),
+    subject = StringField(_l("Subject"), validators=[
+        DataRequired(_l("Say in a few words what it is about.")),
         Length(max=support.SUBJECT_MAX, message=f"Use at most {support.SUBJECT_MAX} characters.")])
-    category = RadioField("What is it?", choices=[SelectChoice(c, support.CATEGORY_LABELS[c]) for c in HELP_CATEGORIES],
-                          default="question", validators=[DataRequired("Choose what kind of request this is.")])
-    body = TextAreaField("Your message", validators=[
-        DataRequired("Write your question or complaint."),
+    category = RadioField(_l("What is it?"), choices=[SelectChoice(c, support.CATEGORY_LABELS[c]) for c in HELP_CATEGORIES],
+                          default="question", validators=[DataRequired(_l("Choose what kind of request this is."))])
+    body = TextAreaField(_l("Your message"), validators=[
+        DataRequired(_l("Write your question or complaint.")),
         Length(max=support.BODY_MAX, message=f"Use at most {support.BODY_MAX:,} characters.")])
     # The form's key: the same form sent twice (a double click) opens one request.
     token = HiddenField()
 
 
 class ReplyForm(FlaskForm):
-    body = TextAreaField("Your reply", validators=[
-        DataRequired("Write your reply."),
+    body = TextAreaField(_l("Your reply"), validators=[
+        DataRequired(_l("Write your reply.")),
         Length(max=support.BODY_MAX, message=f"Use at most {support.BODY_MAX:,} characters.")])
     token = HiddenField()
 

@@ -18,6 +18,7 @@ Every function takes a session and explicit `now`/`today`; it adds and flushes, 
 """
 from __future__ import annotations
 
+from flask_babel import gettext as _
 import hashlib
 import secrets
 from dataclasses import dataclass
@@ -180,18 +181,18 @@ class ApplyResult:
 
 
 def apply(session: Session, *, plan: Plan, data: members.MemberData, password: str, now: datetime,
-          today: date) -> ApplyResult:
+          today: date, page_language: str | None = None) -> ApplyResult:
     """Record an application to join `plan` and email the confirmation link.
 
     Raises ValidationError for a bad password (field "password") or a plan that is not open for
     joining (field "plan"). Adds and flushes; the caller commits (the email goes with the commit).
     """
     if joinable_plan(session, plan.id) is None:
-        raise ValidationError("This plan is not open for joining online.", field="plan")
+        raise ValidationError(_("This plan is not open for joining online."), field="plan")
     values = dict(data.values)
     email = values.get("email")
     if not email:
-        raise ValidationError("Email is required: we send the confirmation link there.", field="email")
+        raise ValidationError(_("Email is required: we send the confirmation link there."), field="email")
     name = f"{values.get('first_name') or ''} {values.get('last_name') or ''}".strip()
     problem = accounts.password_problem(password or "", email=email, name=name)
     if problem:
@@ -214,6 +215,7 @@ def apply(session: Session, *, plan: Plan, data: members.MemberData, password: s
     user = accounts.create_user(session, email=email, name=member.full_name, role="member", password=password,
                                 actor=None, now=now, member_id=member.id)
     user.is_active_flag = False  # until the address is confirmed (deactivated_at stays empty)
+    user.language = page_language  # the language the visitor chose with the switch: their portal's
     record_audit(session, actor=None, action=APPLY_ACTION, entity=member, now=now, member_id=member.id,
                  summary=f"Applied online for {plan.name}: {member.member_number} {member.full_name}",
                  changes={"plan_id": plan.id, "plan": plan.code, "user_id": user.id})
@@ -287,7 +289,7 @@ def confirm(session: Session, user: User, *, now: datetime, today: date) -> Memb
     staff). Raises Conflict when the login is not waiting for confirmation.
     """
     if not awaiting_confirmation(user):
-        raise Conflict("This email address is already confirmed.")
+        raise Conflict(_("This email address is already confirmed."))
     user.email_verified_at = now
     user.is_active_flag = True
     record_audit(session, actor=user, action="user.confirm_email", entity=user, now=now, member_id=user.member_id,
@@ -336,7 +338,7 @@ def approve_application(session: Session, term: Membership, *, actor, now: datet
     """Approve a waiting application and email the applicant (what to pay, or welcome).
     Raises Conflict when the term does not wait for approval (any more)."""
     if term.cancelled_on is not None:
-        raise Conflict("This application was declined or cancelled; it cannot be approved.")
+        raise Conflict(_("This application was declined or cancelled; it cannot be approved."))
     plans.approve(session, term, today=today, now=now, actor=actor)
     member = term.member
     if member is not None:
@@ -353,7 +355,7 @@ def decline_application(session: Session, term: Membership, *, reason: str, acto
     the reason. Raises ValidationError without a reason, Conflict when it does not wait (any more)."""
     reason = clean_text(reason, field="reason", label="Reason", max_length=2000, required=True, multiline=True)
     if not term.awaiting_approval or term.cancelled_on is not None:
-        raise Conflict("This application no longer waits for a decision.")
+        raise Conflict(_("This application no longer waits for a decision."))
     on = max(term.starts_on, min(today, term.ends_on or today))
     plans.cancel(session, term, on=on, reason=f"Application declined: {reason}", today=today, now=now,
                  actor=actor)

@@ -2,6 +2,10 @@
 the confirmation link and "send the link again". No page says whether an address has an account."""
 from __future__ import annotations
 
+from flask_babel import gettext as _
+from flask_babel import get_locale
+
+from membership.core import i18n
 from flask import abort, current_app, flash, redirect, render_template, request, session, url_for
 from flask_login import current_user
 from sqlalchemy.exc import IntegrityError
@@ -33,7 +37,7 @@ def _join_limit() -> str:
 
 def _members_go_home():
     if current_user.is_authenticated and current_user.role == "member":
-        flash("You are signed in as a member already: here is your membership.", "info")
+        flash(_("You are signed in as a member already: here is your membership."), "info")
         return redirect(url_for("portal.home"))
     return None
 
@@ -75,6 +79,7 @@ def apply(plan_id: int):
         _remember_referral()
         form.country.data = current_app.config.get("PHONE_REGION") or ""
         form.referral_code.data = session.get("join_ref") or ""
+        form.language.data = str(get_locale() or "en")  # emails in the language of the page, unless changed
         return _render_form(plan, form)
 
     shape_ok = form.validate_on_submit()
@@ -102,7 +107,8 @@ def apply(plan_id: int):
     if not shape_ok or data is None or form.password.errors or form.referral_code.errors:
         return _render_form(plan, form, 422)
     try:
-        result = signup.apply(db.session, plan=plan, data=data, password=form.password.data, now=now, today=today)
+        result = signup.apply(db.session, plan=plan, data=data, password=form.password.data, now=now, today=today,
+                              page_language=i18n.clean_language(session.get(i18n.SESSION_KEY)))
         if result.outcome == "created":
             referrals.record_referral(db.session, result.member, referrer, actor=None, now=now,
                                       via="link" if referrals.normalize_code(session.get("join_ref"))
@@ -144,7 +150,7 @@ def resend():
         except DomainError:
             db.session.rollback()
         session["join_email"] = form.email.data.strip()
-        flash("If an application with this address waits for confirmation, we have sent a new link to it.", "info")
+        flash(_("If an application with this address waits for confirmation, we have sent a new link to it."), "info")
         return redirect(url_for(CHECK_EMAIL))
     return render_template("portal/join/resend.html", form=form), 422 if request.method == "POST" else 200
 
@@ -154,7 +160,7 @@ def confirm(token: str):
     """Opening the link shows a button (mail scanners open links); the button confirms."""
     user, problem = signup.user_from_confirm_token(db.session, token)
     if problem == "used":
-        flash("Your email address is already confirmed. Sign in with your email and password.", "info")
+        flash(_("Your email address is already confirmed. Sign in with your email and password."), "info")
         return redirect(url_for("auth.login"))
     if problem:
         form = EmailOnlyForm(formdata=None, email=user.email if user is not None else "")
@@ -172,16 +178,16 @@ def confirm(token: str):
             flash(e.message, "warning")
             return redirect(url_for("auth.login"))
         if term is None:
-            message = ("Your email address is confirmed. The plan you chose is no longer offered online: sign in, "
-                       "and contact us to choose another.")
+            message = _("Your email address is confirmed. The plan you chose is no longer offered online: sign in, "
+                        "and contact us to choose another.")
         elif term.awaiting_approval:
-            message = ("Your email address is confirmed. Our staff will review your application and email you. "
-                       "Sign in to follow it.")
+            message = _("Your email address is confirmed. Our staff will review your application and email you. "
+                        "Sign in to follow it.")
         elif term.awaiting_payment:
-            message = "Your email address is confirmed. Sign in to see how to pay; your membership starts once we " \
-                      "receive your payment."
+            message = _("Your email address is confirmed. Sign in to see how to pay; your membership starts once "
+                        "we receive your payment.")
         else:
-            message = "Your email address is confirmed and your membership is active. Sign in to see it."
+            message = _("Your email address is confirmed and your membership is active. Sign in to see it.")
         flash(message, "success")
         session.pop("join_email", None)
         return redirect(url_for("auth.login"))

@@ -8,6 +8,8 @@ not leave their words behind there.
 """
 from __future__ import annotations
 
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 from datetime import datetime
 
 from sqlalchemy import func, select
@@ -21,12 +23,12 @@ from membership.support.models import HELP_CATEGORIES, UNRESOLVED, HelpMessage, 
 
 SUBJECT_MAX = 200
 BODY_MAX = 10_000
-CATEGORY_LABELS = {"question": "Question", "complaint": "Complaint", "other": "Something else"}
-STATUS_LABELS = {"open": "Waiting for staff", "answered": "Answered", "resolved": "Resolved",
-                 "closed": "Closed"}
+CATEGORY_LABELS = {"question": _l("Question"), "complaint": _l("Complaint"), "other": _l("Something else")}
+STATUS_LABELS = {"open": _l("Waiting for staff"), "answered": _l("Answered"), "resolved": _l("Resolved"),
+                 "closed": _l("Closed")}
 # What the member reads: "answered" means they are the one we wait for.
-MEMBER_STATUS_LABELS = {"open": "Waiting for our reply", "answered": "We replied", "resolved": "Resolved",
-                        "closed": "Closed"}
+MEMBER_STATUS_LABELS = {"open": _l("Waiting for our reply"), "answered": _l("We replied"), "resolved": _l("Resolved"),
+                        "closed": _l("Closed")}
 
 
 def _clean_body(body: str | None) -> str:
@@ -74,7 +76,7 @@ def owned_request(session: Session, member, request_id: int) -> HelpRequest:
     request (the same answer, so ids of other members' requests cannot be probed)."""
     request = session.get(HelpRequest, request_id)
     if request is None or member is None or request.member_id != member.id:
-        raise NotFound("This help request does not exist.")
+        raise NotFound(_("This help request does not exist."))
     return request
 
 
@@ -85,13 +87,13 @@ def open_request(session: Session, member, *, subject: str, category: str, body:
     request instead of opening a second one."""
     subject = clean_text(subject, field="subject", label="Subject", max_length=SUBJECT_MAX, required=True)
     if category not in HELP_CATEGORIES:
-        raise ValidationError("Choose what kind of request this is.", field="category")
+        raise ValidationError(_("Choose what kind of request this is."), field="category")
     body = _clean_body(body)
     key = _clean_key(client_key)
     existing = _message_with_key(session, key)
     if existing is not None:
         if existing.request.member_id != member.id:
-            raise Conflict("This form was already used; please reload the page.")
+            raise Conflict(_("This form was already used; please reload the page."))
         return existing.request
     request = HelpRequest(member_id=member.id, subject=subject, category=category, status="open",
                           created_at=now, updated_at=now, staff_reply_count=0)
@@ -119,17 +121,17 @@ def member_reply(session: Session, request: HelpRequest, member, *, body: str, n
     """The member adds to their request: it is open again (waiting for staff), also when it was
     resolved. Raises NotFound for another member's request, Conflict for a closed one."""
     if member is None or request.member_id != member.id:
-        raise NotFound("This help request does not exist.")
+        raise NotFound(_("This help request does not exist."))
     body = _clean_body(body)
     key = _clean_key(client_key)
     existing = _message_with_key(session, key)
     if existing is not None:
         if existing.request_id != request.id:
-            raise Conflict("This form was already used; please reload the page.")
+            raise Conflict(_("This form was already used; please reload the page."))
         return existing
     _lock(session, request)
     if not request.accepts_replies:
-        raise Conflict("This request is closed and takes no more replies.")
+        raise Conflict(_("This request is closed and takes no more replies."))
     message = _add_message(session, request, author_kind="member", actor=actor, body=body, now=now,
                            client_key=key)
     if message is None:
@@ -156,11 +158,11 @@ def staff_reply(session: Session, request: HelpRequest, *, body: str, now: datet
     existing = _message_with_key(session, key)
     if existing is not None:
         if existing.request_id != request.id:
-            raise Conflict("This form was already used; please reload the page.")
+            raise Conflict(_("This form was already used; please reload the page."))
         return existing
     _lock(session, request)
     if not request.accepts_replies:
-        raise Conflict("This request is closed (the member's account was closed); it takes no more replies.")
+        raise Conflict(_("This request is closed (the member's account was closed); it takes no more replies."))
     message = _add_message(session, request, author_kind="staff", actor=actor, body=body, now=now,
                            client_key=key)
     if message is None:
@@ -222,7 +224,7 @@ def reopen(session: Session, request: HelpRequest, *, now: datetime, actor) -> N
     """Staff reopen a resolved request (it waits for staff again). Raises Conflict unless resolved."""
     _lock(session, request)
     if request.status != "resolved":
-        raise Conflict("Only a resolved request can be reopened.")
+        raise Conflict(_("Only a resolved request can be reopened."))
     request.status = "open"
     request.resolved_at = None
     request.resolved_by_id = None

@@ -14,7 +14,7 @@ GOOD_PASSWORD = "lantern-river-orchard-58"
 def application(**overrides) -> dict:
     data = {"first_name": "Nusrat", "last_name": "Jahan", "email": "nusrat@example.org", "phone": "01712345678",
             "address_line1": "House 12, Road 5", "city": "Dhaka", "postcode": "1205", "country": "BD",
-            "language": "bn", "marketing_opt_in": "y", "password": GOOD_PASSWORD, "confirm": GOOD_PASSWORD}
+            "language": "en", "marketing_opt_in": "y", "password": GOOD_PASSWORD, "confirm": GOOD_PASSWORD}
     data.update(overrides)
     return {k: v for k, v in data.items() if v is not None}
 
