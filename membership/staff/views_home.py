@@ -7,6 +7,7 @@ from __future__ import annotations
 from datetime import date, timedelta
 
 from flask import current_app, render_template, url_for
+from flask_babel import lazy_gettext as _l
 from sqlalchemy import func, select
 from sqlalchemy.orm import joinedload
 
@@ -27,8 +28,8 @@ FOLLOW_UP_LOOKBACK_DAYS = 30
 LIST_SIZE = 10
 FOLLOW_UP_LIST_SIZE = 20
 CURRENT = ["active", "grace"]
-BAND_LABELS = {"highly_engaged": "Highly engaged", "engaged": "Engaged", "drifting": "Drifting",
-               "dormant": "Dormant", "high": "High", "medium": "Medium", "low": "Low"}
+BAND_LABELS = {"highly_engaged": _l('Highly engaged'), "engaged": _l('Engaged'), "drifting": _l('Drifting'),
+               "dormant": _l('Dormant'), "high": _l('High'), "medium": _l('Medium'), "low": _l('Low')}
 
 month_bounds = dashboard.month_bounds
 
