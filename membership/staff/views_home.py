@@ -7,7 +7,7 @@ from __future__ import annotations
 from datetime import date, timedelta
 
 from flask import current_app, render_template, url_for
-from flask_babel import lazy_gettext as _l
+from flask_babel import format_date, lazy_gettext as _l
 from sqlalchemy import func, select
 from sqlalchemy.orm import joinedload
 
@@ -92,7 +92,7 @@ def figure_links(snapshot: dict) -> dict:
 def _chart_data(snapshot: dict, live: dashboard.LiveFigures, links: dict) -> dict:
     """What static/dashboard.js draws (embedded as JSON, never as script), with the member list
     behind each bar and point (a click opens it)."""
-    months = [date.fromisoformat(m).strftime("%b %Y") for m in snapshot["months"]]
+    months = [format_date(date.fromisoformat(m), "MMM yyyy") for m in snapshot["months"]]
     return {
         "links": {
             "status": [links["status"][s] for s in ("active", "grace", "former")],
