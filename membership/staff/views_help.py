@@ -38,7 +38,7 @@ STATUS_COLOURS = {"open": "danger", "answered": "info", "resolved": "success", "
 class StaffReplyForm(FlaskForm):
     body = TextAreaField(_l('Reply'), validators=[
         DataRequired(_l('Write the reply.')),
-        Length(max=support.BODY_MAX, message=_("Use at most %(body_max)s characters.", body_max=f'{support.BODY_MAX:,}'))])
+        Length(max=support.BODY_MAX, message=_l("Use at most %(body_max)s characters.", body_max=f'{support.BODY_MAX:,}'))])
     resolve = BooleanField(_l('Mark as resolved after sending'))
     token = HiddenField()
 
