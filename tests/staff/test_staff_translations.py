@@ -33,11 +33,12 @@ TAG = re.compile(r"</?[a-zA-Z][^>]*>")
 
 
 def extracted() -> dict:
-    """msgid (a tuple for plural forms) -> where it was found, for every marked string."""
+    """(msgid, context) -> where it was found, for every marked string (msgid is a tuple for plural
+    forms; context is None but for pgettext)."""
     found: dict = {}
-    for filename, lineno, message, _comments, _context in extract_from_dir(
+    for filename, lineno, message, _comments, context in extract_from_dir(
             str(ROOT), METHOD_MAP, keywords=KEYWORDS, options_map={}):
-        found.setdefault(message, f"{filename}:{lineno}")
+        found.setdefault((message, context), f"{filename}:{lineno}")
     return found
 
 
@@ -72,15 +73,16 @@ def test_the_extraction_finds_the_portal_strings():
     found = extracted()
     assert len(found) > 1000
     for msgid in ("Members", "Record payment", "Key figures", "Reminder rules"):
-        assert msgid in found, msgid
-    assert ("%(num)s member", "%(num)s members") in found
+        assert (msgid, None) in found, msgid
+    assert (("%(num)s member", "%(num)s members"), None) in found
+    assert ("From", "payer") in found
 
 
 def test_every_marked_string_has_a_bengali_translation():
     cat = catalogue()
     missing, fuzzy = [], []
-    for msgid, where in extracted().items():
-        message = cat.get(msgid)
+    for (msgid, context), where in extracted().items():
+        message = cat.get(msgid, context=context)
         strings = () if message is None else (message.string if isinstance(message.string, tuple)
                                               else (message.string,))
         if message is None or len(strings) != (2 if isinstance(msgid, tuple) else 1) \
