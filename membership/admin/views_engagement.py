@@ -3,6 +3,7 @@ model in use."""
 from __future__ import annotations
 
 from flask import flash, redirect, render_template, request, url_for
+from flask_babel import gettext as _, lazy_gettext as _l
 from flask_login import current_user
 from sqlalchemy import select
 
@@ -15,7 +16,7 @@ from membership.engagement.scoring import DEFAULT_MODEL
 from membership.engagement.settings import get_settings, save_settings
 from membership.extensions import db
 
-BAND_LABELS = {"highly_engaged": "Highly engaged", "engaged": "Engaged", "drifting": "Drifting", "dormant": "Dormant"}
+BAND_LABELS = {"highly_engaged": _l('Highly engaged'), "engaged": _l('Engaged'), "drifting": _l('Drifting'), "dormant": _l('Dormant')}
 
 
 def _page(values=None, error: ValidationError | None = None, status: int = 200):
@@ -46,5 +47,5 @@ def save_engagement_settings():
     except ValidationError as e:
         db.session.rollback()
         return _page(values=form, error=e, status=422)
-    flash("Engagement settings saved: the next daily scoring uses them.", "success")
+    flash(_('Engagement settings saved: the next daily scoring uses them.'), "success")
     return redirect(url_for("admin.engagement_settings"))

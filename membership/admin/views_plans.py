@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from flask import current_app, flash, redirect, render_template, request, url_for
+from flask_babel import gettext as _
 from flask_login import current_user
 from sqlalchemy import select
 
@@ -81,7 +82,7 @@ def plan_new():
     except DomainError as e:
         db.session.rollback()
         return _render_form(form, None, _apply_errors(form, e), status=e.status_code)
-    flash(f"Plan {plan.name} ({plan.code}) created: {catalog.describe_period(plan)}.", "success")
+    flash(_("Plan %(name)s (%(code)s) created: %(plan)s.", name=plan.name, code=plan.code, plan=catalog.describe_period(plan)), "success")
     return redirect(url_for("admin.plans"))
 
 
@@ -100,10 +101,10 @@ def plan_edit(plan_id: int):
         db.session.rollback()
         return _render_form(form, plan, _apply_errors(form, e), status=e.status_code)
     if changes:
-        flash(f"Plan {plan.name} saved (changed: {', '.join(sorted(changes))}). Existing terms are unchanged.",
+        flash(_("Plan %(name)s saved (changed: %(changes)s). Existing terms are unchanged.", name=plan.name, changes=', '.join(sorted(changes))),
               "success")
     else:
-        flash(f"Plan {plan.name}: nothing changed.", "info")
+        flash(_("Plan %(name)s: nothing changed.", name=plan.name), "info")
     return redirect(url_for("admin.plans"))
 
 
@@ -117,7 +118,7 @@ def plan_retire(plan_id: int):
         db.session.rollback()
         flash(str(e), "error")
         return _list_page(e.status_code)
-    flash(f"Plan {plan.name} retired: no new joins or renewals on it. Existing terms run on unchanged.",
+    flash(_("Plan %(name)s retired: no new joins or renewals on it. Existing terms run on unchanged.", name=plan.name),
           "success")
     return redirect(url_for("admin.plans"))
 
@@ -132,5 +133,5 @@ def plan_unretire(plan_id: int):
         db.session.rollback()
         flash(str(e), "error")
         return _list_page(e.status_code)
-    flash(f"Plan {plan.name} is offered again.", "success")
+    flash(_("Plan %(name)s is offered again.", name=plan.name), "success")
     return redirect(url_for("admin.plans"))

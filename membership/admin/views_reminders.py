@@ -6,6 +6,7 @@ from datetime import timedelta
 from flask import current_app, flash, redirect, render_template, request, url_for
 from flask_login import current_user
 from flask_wtf import FlaskForm
+from flask_babel import gettext as _, lazy_gettext as _l
 from sqlalchemy import select
 from wtforms import BooleanField, DateField, SelectField, StringField
 from wtforms.fields.choices import SelectChoice
@@ -24,15 +25,15 @@ RULES_PER_PAGE = 50
 
 
 class ReminderRuleForm(FlaskForm):
-    name = StringField("Name", render_kw={"maxlength": 120})
+    name = StringField(_l('Name'), render_kw={"maxlength": 120})
     # Text with a number widget: a bad value comes back as a message beside the field, not a 500.
-    offset_days = StringField("Days from the end of the term", widget=NumberInput(),
+    offset_days = StringField(_l('Days from the end of the term'), widget=NumberInput(),
                               render_kw={"min": -reminders.OFFSET_LIMIT, "max": reminders.OFFSET_LIMIT})
-    plan_id = SelectField("Plan", validate_choice=False)
-    template_key = SelectField("Email template", validate_choice=False)
-    template_key_text = StringField("Email template key", render_kw={"maxlength": 64})
-    effective_from = DateField("Effective from", format="%Y-%m-%d")
-    is_active = BooleanField("Active", default=True)
+    plan_id = SelectField(_l('Plan'), validate_choice=False)
+    template_key = SelectField(_l('Email template'), validate_choice=False)
+    template_key_text = StringField(_l('Email template key'), render_kw={"maxlength": 64})
+    effective_from = DateField(_l('Effective from'), format="%Y-%m-%d")
+    is_active = BooleanField(_l('Active'), default=True)
 
 
 def _template_keys() -> list[str] | None:
@@ -41,14 +42,14 @@ def _template_keys() -> list[str] | None:
 
 def _fill_choices(form: ReminderRuleForm, keys: list[str] | None) -> None:
     plans = db.session.scalars(select(Plan).order_by(Plan.is_active.desc(), Plan.sort_order, Plan.name)).all()
-    form.plan_id.choices = [SelectChoice("", "All plans")] + [
-        SelectChoice(str(p.id), p.name + ("" if p.is_active else " (retired)")) for p in plans]
+    form.plan_id.choices = [SelectChoice("", _('All plans'))] + [
+        SelectChoice(str(p.id), p.name if p.is_active else _("%(name)s (retired)", name=p.name)) for p in plans]
     if keys is not None:
         choices = reminders.template_choices() or [(k, k) for k in keys]
         current = form.template_key.data
         if current and current not in keys:
-            choices.append((current, f"{current} (unknown)"))  # shown so the error beside it makes sense
-        form.template_key.choices = [SelectChoice("", "Choose a template")] + [SelectChoice(k, v) for k, v in choices]
+            choices.append((current, _("%(key)s (unknown)", key=current)))  # shown so the error beside it makes sense
+        form.template_key.choices = [SelectChoice("", _('Choose a template'))] + [SelectChoice(k, v) for k, v in choices]
 
 
 def _rule_input(form: ReminderRuleForm, keys: list[str] | None) -> reminders.RuleInput:
@@ -56,16 +57,16 @@ def _rule_input(form: ReminderRuleForm, keys: list[str] | None) -> reminders.Rul
     try:
         offset = int(raw) if raw else None
     except ValueError:
-        raise ValidationError("Give a whole number of days, e.g. -30 for 30 days before the end.",
+        raise ValidationError(_('Give a whole number of days, e.g. -30 for 30 days before the end.'),
                           field="offset_days") from None
     plan_raw = form.plan_id.data or ""
     try:
         plan_id = int(plan_raw) if plan_raw else None
     except ValueError:
-        raise ValidationError("Choose a plan from the list.", field="plan_id") from None
+        raise ValidationError(_('Choose a plan from the list.'), field="plan_id") from None
     key = form.template_key.data if keys is not None else form.template_key_text.data
     if form.effective_from.raw_data and form.effective_from.raw_data[0] and form.effective_from.data is None:
-        raise ValidationError("Give a date like 2026-07-01.", field="effective_from")
+        raise ValidationError(_('Give a date like 2026-07-01.'), field="effective_from")
     return reminders.RuleInput(name=form.name.data or "", offset_days=offset, plan_id=plan_id,
                                template_key=key or "", is_active=bool(form.is_active.data),
                                effective_from=form.effective_from.data)
@@ -126,8 +127,7 @@ def reminder_rule_new():
     except DomainError as e:
         db.session.rollback()
         return _render(form, None, keys, _show_error(form, e, keys), status=422)
-    flash(f"Reminder rule '{rule.name}' added: {reminders.describe_offset(rule.offset_days)}, "
-          f"template {rule.template_key}, from {rule.effective_from:%d %b %Y}.", "success")
+    flash(_("Reminder rule '%(name)s' added: %(offset_days)s, template %(template_key)s, from %(effective_from)s.", name=rule.name, offset_days=reminders.describe_offset(rule.offset_days), template_key=rule.template_key, effective_from=f'{rule.effective_from:%d %b %Y}'), "success")
     return redirect(url_for("admin.reminder_rules"))
 
 
@@ -156,11 +156,12 @@ def reminder_rule_edit(rule_id: int):
         db.session.rollback()
         return _render(form, rule, keys, _show_error(form, e, keys), status=422)
     if not changed:
-        flash("Nothing changed.", "info")
+        flash(_('Nothing changed.'), "info")
     else:
-        message = f"Reminder rule '{name}' saved ({', '.join(c.replace('_', ' ') for c in changed)} changed)."
+        message = _("Reminder rule '%(name)s' saved (%(fields)s changed).", name=name,
+                    fields=", ".join(c.replace("_", " ") for c in changed))
         if effective == today and data.effective_from is not None and data.effective_from < today:
-            message += " It applies from today, so it does not reach back to terms that passed the new day before."
+            message += _(" It applies from today, so it does not reach back to terms that passed the new day before.")
         flash(message, "success")
     return redirect(url_for("admin.reminder_rules"))
 
@@ -171,10 +172,9 @@ def _set_active(rule_id: int, active: bool):
     name, effective = rule.name, rule.effective_from
     db.session.commit()
     if active:
-        flash(f"Reminder rule '{name}' is active again, from {effective:%d %b %Y} "
-              f"(days it missed while inactive are not sent).", "success")
+        flash(_("Reminder rule '%(name)s' is active again, from %(effective)s (days it missed while inactive are not sent).", name=name, effective=f'{effective:%d %b %Y}'), "success")
     else:
-        flash(f"Reminder rule '{name}' deactivated: it sends nothing until you reactivate it.", "success")
+        flash(_("Reminder rule '%(name)s' deactivated: it sends nothing until you reactivate it.", name=name), "success")
     return redirect(url_for("admin.reminder_rules"))
 
 

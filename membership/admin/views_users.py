@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from flask import abort, flash, redirect, render_template, request, url_for
+from flask_babel import gettext as _
 from flask_login import current_user, login_user
 from sqlalchemy import func, or_, select
 
@@ -68,7 +69,7 @@ def user_new():
         return render_template("admin/users/new.html", form=form), 422
     inviting = form.mode.data != "password"
     try:
-        name = clean_text(form.name.data, field="name", label="Name", max_length=200, required=True)
+        name = clean_text(form.name.data, field="name", label=_('Name'), max_length=200, required=True)
         email = clean_email(form.email.data, required=True)
         now = utcnow()
         user = accounts.create_user(db.session, email=email, name=name, role=form.role.data,
@@ -82,11 +83,9 @@ def user_new():
         _field_error(form, e)
         return render_template("admin/users/new.html", form=form), e.status_code
     if inviting:
-        flash(f"Account created for {user.email}, and the invitation link emailed to them; they choose their "
-              f"own password with it. The link is also below, to pass on another way.", "success")
+        flash(_("Account created for %(email)s, and the invitation link emailed to them; they choose their own password with it. The link is also below, to pass on another way.", email=user.email), "success")
     else:
-        flash(f"Account created for {user.email} with the password you set. Ask them to change it "
-              f"after signing in.", "success")
+        flash(_("Account created for %(email)s with the password you set. Ask them to change it after signing in.", email=user.email), "success")
     return redirect(url_for("admin.user", user_id=user.id))
 
 
@@ -138,15 +137,15 @@ def user_role(user_id: int):
         form.role.errors = list(form.role.errors) + [e.message]
         return _render_user(user, form, e.status_code)
     if old == user.role:
-        flash(f"{user.email} is already {user.role}.", "info")
+        flash(_("%(email)s is already %(role)s.", email=user.email, role=user.role), "info")
         return redirect(url_for("admin.user", user_id=user.id))
     if user.id == current_user.id:
         # The role change renewed the session token; keep this browser signed in with the new one.
         login_user(user)
         if not user.is_admin:
-            flash(f"You are now {user.role}; the admin pages are closed to you.", "success")
+            flash(_("You are now %(role)s; the admin pages are closed to you.", role=user.role), "success")
             return redirect(url_for("staff.home"))
-    flash(f"{user.email} is now {user.role} (was {old}). Their other sessions have been signed out.", "success")
+    flash(_("%(email)s is now %(role)s (was %(old)s). Their other sessions have been signed out.", email=user.email, role=user.role, old=old), "success")
     return redirect(url_for("admin.user", user_id=user.id))
 
 
@@ -160,9 +159,9 @@ def _set_active(user_id: int, active: bool):
         flash(e.message, "error")
         return _render_user(user, status=e.status_code)
     if active:
-        flash(f"{user.email} is active again and can sign in.", "success")
+        flash(_("%(email)s is active again and can sign in.", email=user.email), "success")
     else:
-        flash(f"{user.email} is deactivated and is signed out on their next request.", "success")
+        flash(_("%(email)s is deactivated and is signed out on their next request.", email=user.email), "success")
     back = request.form.get("back")
     return redirect(back if is_safe_next(back) else url_for("admin.user", user_id=user.id))
 
@@ -182,10 +181,10 @@ def user_reinvite(user_id: int):
     """A fresh invitation link; every earlier link (and any session) stops working."""
     user = _staff_user(user_id)
     if user.password_hash is not None:
-        flash(f"{user.email} has already set a password; there is no invitation to renew.", "error")
+        flash(_("%(email)s has already set a password; there is no invitation to renew.", email=user.email), "error")
         return _render_user(user, status=409)
     if not user.is_active:
-        flash(f"{user.email} is deactivated; reactivate the account first.", "error")
+        flash(_("%(email)s is deactivated; reactivate the account first.", email=user.email), "error")
         return _render_user(user, status=409)
     now = utcnow()
     accounts.logout_everywhere(user)
@@ -193,5 +192,5 @@ def user_reinvite(user_id: int):
                  summary=f"New invitation link for {user.email}; earlier links withdrawn")
     _email_invitation(user, now)
     db.session.commit()
-    flash(f"New invitation link made and emailed to {user.email}; earlier links no longer work.", "success")
+    flash(_("New invitation link made and emailed to %(email)s; earlier links no longer work.", email=user.email), "success")
     return redirect(url_for("admin.user", user_id=user.id))

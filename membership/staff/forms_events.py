@@ -33,7 +33,7 @@ class NaiveLocalDateTimeField(DateTimeLocalField):
         try:
             super().process_formdata(valuelist)
         except ValueError:
-            raise ValueError("Use a date and time like 2026-01-31 14:30.") from None
+            raise ValueError(_('Use a date and time like 2026-01-31 14:30.')) from None
 
 
 EVENT_FIELDS = ("title", "description", "starts_at", "ends_at", "venue", "online_url", "capacity",
@@ -44,26 +44,26 @@ EVENT_FIELDS = ("title", "description", "starts_at", "ends_at", "venue", "online
 class EventForm(FlaskForm):
     """Create and edit: the field names are validate_event's, so its errors land beside them."""
 
-    title = StringField("Title", validators=[Length(max=400)])
-    description = TextAreaField("Description", validators=[Length(max=20000)])
-    starts_at = NaiveLocalDateTimeField("Starts")
-    ends_at = NaiveLocalDateTimeField("Ends")
-    venue = StringField("Venue", validators=[Length(max=600)])
-    online_url = StringField("Online link", validators=[Length(max=1000)],
-                             description="For an online or hybrid event: https://...")
-    capacity = StringField("Capacity", validators=[Length(max=20)], description="Leave blank for unlimited.")
-    waitlist_enabled = BooleanField("Waitlist when full", default=True)
-    registration_opens_at = NaiveLocalDateTimeField("Registration opens",
-                                                    description="Blank: as soon as the event is published.")
-    registration_closes_at = NaiveLocalDateTimeField("Registration closes", description="Blank: at the start.")
-    cancellation_deadline = NaiveLocalDateTimeField("People may cancel until",
-                                                    description="Blank: until the start.")
-    members_only = BooleanField("Members only")
-    member_price = StringField("Member price", validators=[Length(max=20)], description="Blank or 0: free.")
-    non_member_price = StringField("Non-member price", validators=[Length(max=20)], description="Blank or 0: free.")
-    reminder_hours_before = StringField("Reminder (hours before the start)", validators=[Length(max=10)], default="24",
-                                        description="Blank: no reminder.")
-    submit = SubmitField("Save")
+    title = StringField(_l('Title'), validators=[Length(max=400)])
+    description = TextAreaField(_l('Description'), validators=[Length(max=20000)])
+    starts_at = NaiveLocalDateTimeField(_l('Starts'))
+    ends_at = NaiveLocalDateTimeField(_l('Ends'))
+    venue = StringField(_l('Venue'), validators=[Length(max=600)])
+    online_url = StringField(_l('Online link'), validators=[Length(max=1000)],
+                             description=_l('For an online or hybrid event: https://...'))
+    capacity = StringField(_l('Capacity'), validators=[Length(max=20)], description=_l('Leave blank for unlimited.'))
+    waitlist_enabled = BooleanField(_l('Waitlist when full'), default=True)
+    registration_opens_at = NaiveLocalDateTimeField(_l('Registration opens'),
+                                                    description=_l('Blank: as soon as the event is published.'))
+    registration_closes_at = NaiveLocalDateTimeField(_l('Registration closes'), description=_l('Blank: at the start.'))
+    cancellation_deadline = NaiveLocalDateTimeField(_l('People may cancel until'),
+                                                    description=_l('Blank: until the start.'))
+    members_only = BooleanField(_l('Members only'))
+    member_price = StringField(_l('Member price'), validators=[Length(max=20)], description=_l('Blank or 0: free.'))
+    non_member_price = StringField(_l('Non-member price'), validators=[Length(max=20)], description=_l('Blank or 0: free.'))
+    reminder_hours_before = StringField(_l('Reminder (hours before the start)'), validators=[Length(max=10)], default="24",
+                                        description=_l('Blank: no reminder.'))
+    submit = SubmitField(_l('Save'))
 
     def raw(self) -> dict[str, Any]:
         """What staff typed, for services.validate_event (times naive, in the association's zone)."""
@@ -98,9 +98,9 @@ class EventForm(FlaskForm):
 
 
 class CancelEventForm(FlaskForm):
-    reason = TextAreaField("Reason (sent to everyone registered)",
-                           validators=[DataRequired("Give a reason for the cancellation."), Length(max=2000)])
-    submit = SubmitField("Cancel the event")
+    reason = TextAreaField(_l('Reason (sent to everyone registered)'),
+                           validators=[DataRequired(_l('Give a reason for the cancellation.')), Length(max=2000)])
+    submit = SubmitField(_l('Cancel the event'))
 
 
 class RegisterMemberForm(FlaskForm):
@@ -112,9 +112,9 @@ class RegisterMemberForm(FlaskForm):
 
 
 class RegisterGuestForm(FlaskForm):
-    name = StringField("Name", validators=[DataRequired("Enter the guest's name."), Length(max=200), plain_text])
-    email = StringField("Email", validators=[DataRequired("Enter the guest's email."), Length(max=254), plain_text])
-    submit = SubmitField("Register guest")
+    name = StringField(_l('Name'), validators=[DataRequired(_l("Enter the guest's name.")), Length(max=200), plain_text])
+    email = StringField(_l('Email'), validators=[DataRequired(_l("Enter the guest's email.")), Length(max=254), plain_text])
+    submit = SubmitField(_l('Register guest'))
 
 
 class WalkInForm(FlaskForm):
@@ -122,19 +122,19 @@ class WalkInForm(FlaskForm):
     lookup = StringField(_l("Member number, email or name"), validators=[Optional(), Length(max=254), plain_text])
     member_id = HiddenField()  # one of several members with the name typed, chosen from a list
     confirm_early = BooleanField(_l("Check in although the event is not today"))
-    name = StringField("Guest name", validators=[Optional(), Length(max=200), plain_text])
-    email = StringField("Guest email", validators=[Optional(), Length(max=254), plain_text])
+    name = StringField(_l("Guest name"), validators=[Optional(), Length(max=200), plain_text])
+    email = StringField(_l("Guest email"), validators=[Optional(), Length(max=254), plain_text])
     q = StringField(validators=[Optional(), Length(max=100)])  # the search to go back to
-    submit = SubmitField("Register and check in")
+    submit = SubmitField(_l('Register and check in'))
 
     def validate(self, extra_validators=None) -> bool:
         ok = super().validate(extra_validators)
         if ok and not (self.lookup.data or "").strip() and not (self.name.data or "").strip() \
                 and not self.member_id.data:
             self.lookup.errors = [*self.lookup.errors,
-                                  "Enter a member number or email, or a guest's name and email."]
+                                  _("Enter a member number or email, or a guest's name and email.")]
             ok = False
         if ok and not (self.lookup.data or "").strip() and not (self.email.data or "").strip():
-            self.email.errors = [*self.email.errors, "Enter the guest's email."]
+            self.email.errors = [*self.email.errors, _("Enter the guest's email.")]
             ok = False
         return ok

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from flask_wtf import FlaskForm
+from flask_babel import lazy_gettext as _l
 from wtforms import StringField, TextAreaField
 from wtforms.validators import Length, Optional
 
@@ -12,11 +13,11 @@ class EmailTemplateForm(FlaskForm):
     """Subject, text and HTML of one template; `preview_member` picks whom the preview is for.
     The template rules (compiles, renders, known placeholders) live in templating.save_template."""
 
-    subject = StringField("Subject", validators=[
-        Length(max=SUBJECT_MAX, message=f"The subject can be at most {SUBJECT_MAX} characters.")])
-    body_text = TextAreaField("Plain-text body", validators=[
-        Length(max=BODY_MAX, message=f"This body can be at most {BODY_MAX:,} characters.")])
-    body_html = TextAreaField("HTML body (optional)", validators=[
-        Optional(), Length(max=BODY_MAX, message=f"This body can be at most {BODY_MAX:,} characters.")])
-    preview_member = StringField("Preview for member", validators=[Optional(), Length(max=254)],
-                                 description="A member number or email address; empty: sample data")
+    subject = StringField(_l('Subject'), validators=[
+        Length(max=SUBJECT_MAX, message=_l("The subject can be at most %(subject_max)s characters.", subject_max=SUBJECT_MAX))])
+    body_text = TextAreaField(_l('Plain-text body'), validators=[
+        Length(max=BODY_MAX, message=_l("This body can be at most %(body_max)s characters.", body_max=f'{BODY_MAX:,}'))])
+    body_html = TextAreaField(_l('HTML body (optional)'), validators=[
+        Optional(), Length(max=BODY_MAX, message=_l("This body can be at most %(body_max)s characters.", body_max=f'{BODY_MAX:,}'))])
+    preview_member = StringField(_l('Preview for member'), validators=[Optional(), Length(max=254)],
+                                 description=_l('A member number or email address; empty: sample data'))

@@ -5,6 +5,7 @@ from __future__ import annotations
 from flask import abort, flash, redirect, render_template, request, url_for
 from flask_login import current_user
 from flask_wtf import FlaskForm
+from flask_babel import gettext as _, lazy_gettext as _l
 from sqlalchemy import func, select
 from sqlalchemy.orm import joinedload
 from wtforms import TextAreaField
@@ -22,8 +23,8 @@ APPLICATIONS_PER_PAGE = 50
 
 
 class DeclineForm(FlaskForm):
-    reason = TextAreaField("Reason (sent to the applicant)",
-                           validators=[DataRequired("Give the reason: the applicant receives it."), Length(max=2000)])
+    reason = TextAreaField(_l('Reason (sent to the applicant)'),
+                           validators=[DataRequired(_l('Give the reason: the applicant receives it.')), Length(max=2000)])
 
 
 def _application(term_id: int) -> Membership:
@@ -64,12 +65,16 @@ def approve_application(term_id: int):
         db.session.commit()
     except DomainError as e:
         db.session.rollback()
-        flash(f"{term.member.full_name}: {e.message}", "warning")
+        flash(_("%(full_name)s: %(message)s", full_name=term.member.full_name, message=e.message), "warning")
         return _back()
-    text = f"Approved: {term.member.full_name}, {term.plan.name}"
     if term.awaiting_payment:
-        text += f"; waiting for payment of {money(signup.amount_due(db.session, term), term.currency)}"
-    flash(text + ". The applicant has been emailed.", "success")
+        text = _("Approved: %(name)s, %(plan)s; waiting for payment of %(amount)s. The applicant has been emailed.",
+                 name=term.member.full_name, plan=term.plan.name,
+                 amount=money(signup.amount_due(db.session, term), term.currency))
+    else:
+        text = _("Approved: %(name)s, %(plan)s. The applicant has been emailed.", name=term.member.full_name,
+                 plan=term.plan.name)
+    flash(text, "success")
     return _back()
 
 
@@ -79,7 +84,7 @@ def decline_application(term_id: int):
     form = DeclineForm()
     if request.method == "GET":
         if not term.awaiting_approval or term.cancelled_on is not None:
-            flash(f"The application of {term.member.full_name} no longer waits for a decision.", "info")
+            flash(_("The application of %(full_name)s no longer waits for a decision.", full_name=term.member.full_name), "info")
             return _back()
         return render_template("staff/applications/decline.html", term=term, form=form)
     if not form.validate():
@@ -94,8 +99,7 @@ def decline_application(term_id: int):
         if e.field == "reason":
             form.reason.errors = [*form.reason.errors, e.message]
             return render_template("staff/applications/decline.html", term=term, form=form), e.status_code
-        flash(f"{term.member.full_name}: {e.message}", "warning")
+        flash(_("%(full_name)s: %(message)s", full_name=term.member.full_name, message=e.message), "warning")
         return _back()
-    flash(f"Declined: {term.member.full_name}, {term.plan.name} (applied {format_day(term.created_at)}). "
-          "The applicant has been emailed the reason.", "success")
+    flash(_("Declined: %(full_name)s, %(name)s (applied %(created_at)s). The applicant has been emailed the reason.", full_name=term.member.full_name, name=term.plan.name, created_at=format_day(term.created_at)), "success")
     return _back()

@@ -8,6 +8,7 @@ import re
 from flask import flash, redirect, render_template, request, url_for
 from flask_login import current_user
 from flask_wtf import FlaskForm
+from flask_babel import gettext as _, lazy_gettext as _l
 from sqlalchemy import func, select
 from sqlalchemy.orm import joinedload
 from wtforms import BooleanField, TextAreaField
@@ -26,20 +27,20 @@ from membership.web import get_or_404
 
 PER_PAGE = 50
 _ID = re.compile(r"[0-9]{1,9}")
-STATUS_LABELS = {"pending": "Pending", "confirmed": "Confirmed (erased)", "declined": "Declined",
-                 "withdrawn": "Withdrawn by the member"}
+STATUS_LABELS = {"pending": _l('Pending'), "confirmed": _l('Confirmed (erased)'), "declined": _l('Declined'),
+                 "withdrawn": _l('Withdrawn by the member')}
 STATUS_COLOURS = {"pending": "warning", "confirmed": "dark", "declined": "secondary", "withdrawn": "light"}
 
 
 class ConfirmClosureForm(FlaskForm):
-    confirm = BooleanField("I checked this request: erase this member's personal data now. This cannot be undone.",
-                           validators=[DataRequired("Tick the box to confirm the erasure.")])
+    confirm = BooleanField(_l("I checked this request: erase this member's personal data now. This cannot be undone."),
+                           validators=[DataRequired(_l('Tick the box to confirm the erasure.'))])
 
 
 class DeclineClosureForm(FlaskForm):
-    note = TextAreaField("Why (emailed to the member)", validators=[
-        DataRequired("Say why, so the member knows what to do."),
-        Length(max=2000, message="Use at most 2,000 characters.")])
+    note = TextAreaField(_l('Why (emailed to the member)'), validators=[
+        DataRequired(_l('Say why, so the member knows what to do.')),
+        Length(max=2000, message=_l('Use at most 2,000 characters.'))])
 
 
 @bp.get("/closures")
@@ -97,10 +98,9 @@ def confirm_closure(closure_id: int):
         db.session.rollback()
         flash(str(e), "error")
         return redirect(url_for("staff.closure", closure_id=closure_id))
-    ended = f" {report.terms_cancelled} term(s) cancelled from today," if report.terms_cancelled else ""
-    flash(f"Account closed: member {number} erased.{ended} {report.emails_scrubbed} email(s) and "
-          f"{report.help_requests_redacted} help request(s) scrubbed; payments kept. "
-          "The member is emailed a confirmation.", "success")
+    ended = _(" %(count)s term(s) cancelled from today,", count=report.terms_cancelled) if report.terms_cancelled else ""
+    flash(_("Account closed: member %(number)s erased.%(ended)s %(emails_scrubbed)s email(s) and %(help_requests_redacted)s help request(s) scrubbed; payments kept. The member is emailed a confirmation.", number=number, ended=ended, emails_scrubbed=report.emails_scrubbed,
+            help_requests_redacted=report.help_requests_redacted), "success")
     return redirect(url_for("staff.closures"))
 
 
@@ -121,6 +121,6 @@ def decline_closure(closure_id: int):
             return _render(get_or_404(ClosureRequest, closure_id), decline_form=form, status=e.status_code)
         flash(str(e), "error")
         return redirect(url_for("staff.closure", closure_id=closure_id))
-    flash(f"Declined: closure request #{closure.id} of {closure.member.full_name}. The member is emailed your note.",
+    flash(_("Declined: closure request #%(id)s of %(full_name)s. The member is emailed your note.", id=closure.id, full_name=closure.member.full_name),
           "success")
     return redirect(url_for("staff.closures"))

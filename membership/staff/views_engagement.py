@@ -8,6 +8,7 @@ rolls back and is shown to staff.
 from __future__ import annotations
 
 from flask import abort, flash, redirect, render_template, request, url_for
+from flask_babel import gettext as _
 from flask_login import current_user
 from sqlalchemy import select
 
@@ -74,10 +75,10 @@ def alert_action(member_id: int):
     form = AlertActionForm()
     alert = db.session.get(RiskAlert, to_id(form.alert_id.data) or 0)
     if alert is None or alert.member_id != member.id:
-        flash("This alert does not exist (any more).", "warning")
+        flash(_('This alert does not exist (any more).'), "warning")
         return redirect(url_for("staff.member", member_id=member.id))
     if alert.status != "open":
-        flash("This alert was already closed; nothing more was recorded.", "info")
+        flash(_('This alert was already closed; nothing more was recorded.'), "info")
         return redirect(url_for("staff.member", member_id=member.id, _anchor="engagement"))
     if not form.validate():
         return render_member_page(member, alert_form=form, status=422)
@@ -95,7 +96,7 @@ def alert_action(member_id: int):
         else:
             form.form_errors.append(e.message)
         return render_member_page(member, alert_form=form, status=e.status_code)
-    flash("Action recorded as an interaction; the risk alert is closed.", "success")
+    flash(_('Action recorded as an interaction; the risk alert is closed.'), "success")
     return redirect(url_for("staff.member", member_id=member.id, _anchor="engagement"))
 
 
@@ -128,19 +129,20 @@ def add_tag(member_id: int):
     member = _live_member(member_id)
     form = TagForm()
     if not form.validate():
-        flash("Tag not added: " + "; ".join(form.tag.errors or ["enter a tag."]), "warning")
+        flash(_("Tag not added: %(problems)s", problems="; ".join(str(e) for e in form.tag.errors or [_("enter a tag.")])),
+              "warning")
         return redirect(url_for("staff.member", member_id=member.id, _anchor="tags"))
     try:
         tag = engagement.add_tag(db.session, member, form.tag.data, actor=_actor(), now=clock.utcnow())
         db.session.commit()
     except DomainError as e:
         db.session.rollback()
-        flash(f"Tag not added: {e.message}", "warning")
+        flash(_("Tag not added: %(message)s", message=e.message), "warning")
         return redirect(url_for("staff.member", member_id=member.id, _anchor="tags"))
     if tag is None:
-        flash("The member already has this tag.", "info")
+        flash(_('The member already has this tag.'), "info")
     else:
-        flash(f"Tag “{tag}” added.", "success")
+        flash(_("Tag “%(tag)s” added.", tag=tag), "success")
     return redirect(url_for("staff.member", member_id=member.id, _anchor="tags"))
 
 
@@ -150,9 +152,9 @@ def remove_tag(member_id: int):
     tag = request.form.get("tag") or ""
     if engagement.remove_tag(db.session, member, tag, actor=_actor(), now=clock.utcnow()):
         db.session.commit()
-        flash("Tag removed.", "success")
+        flash(_('Tag removed.'), "success")
     else:
-        flash("The member does not have this tag.", "info")
+        flash(_('The member does not have this tag.'), "info")
     return redirect(url_for("staff.member", member_id=member.id, _anchor="tags"))
 
 
@@ -168,16 +170,17 @@ def save_segment():
     args = f.as_args()
     form = SegmentForm()
     if not form.validate():
-        flash("Segment not saved: " + "; ".join(form.name.errors or ["enter a name."]), "warning")
+        flash(_("Segment not saved: %(problems)s",
+                problems="; ".join(str(e) for e in form.name.errors or [_("enter a name.")])), "warning")
         return redirect(url_for("staff.members", **args))
     try:
         row = engagement.save_segment(db.session, form.name.data, args, actor=_actor(), now=clock.utcnow())
         db.session.commit()
     except DomainError as e:
         db.session.rollback()
-        flash(f"Segment not saved: {e.message}", "warning")
+        flash(_("Segment not saved: %(message)s", message=e.message), "warning")
         return redirect(url_for("staff.members", **args))
-    flash(f"Saved segment “{row.name}”.", "success")
+    flash(_("Saved segment “%(name)s”.", name=row.name), "success")
     return redirect(url_for("staff.members", segment=row.id))
 
 
@@ -195,16 +198,17 @@ def rename_segment(segment_id: int):
     segment = get_or_404(Segment, segment_id)
     form = SegmentForm()
     if not form.validate():
-        flash("Not renamed: " + "; ".join(form.name.errors or ["enter a name."]), "warning")
+        flash(_("Not renamed: %(problems)s", problems="; ".join(str(e) for e in form.name.errors or [_("enter a name.")])),
+              "warning")
         return redirect(url_for("staff.segments"))
     try:
         engagement.rename_segment(db.session, segment, form.name.data, actor=_actor(), now=clock.utcnow())
         db.session.commit()
     except DomainError as e:
         db.session.rollback()
-        flash(f"Not renamed: {e.message}", "warning")
+        flash(_("Not renamed: %(message)s", message=e.message), "warning")
         return redirect(url_for("staff.segments"))
-    flash(f"Renamed to “{segment.name}”.", "success")
+    flash(_("Renamed to “%(name)s”.", name=segment.name), "success")
     return redirect(url_for("staff.segments"))
 
 
@@ -214,6 +218,6 @@ def delete_segment(segment_id: int):
     name = segment.name
     engagement.delete_segment(db.session, segment, actor=_actor(), now=clock.utcnow())
     db.session.commit()
-    flash(f"Deleted segment “{name}”.", "success")
+    flash(_("Deleted segment “%(name)s”.", name=name), "success")
     return redirect(url_for("staff.segments"))
 

@@ -33,9 +33,9 @@ from membership.staff.forms_member_page import PaymentForm, put_error, to_id
 from membership.web import format_when, get_or_404, page_or_last
 
 EVENTS_PER_PAGE = 30
-REGISTRATION_LABELS = {"pending": "Awaiting email confirmation", "confirmed": "Confirmed", "waitlisted": "Waitlisted",
-                       "cancelled": "Cancelled", "attended": "Attended", "no_show": "No-show"}
-EVENT_STATUS_LABELS = {"draft": "Draft", "published": "Published", "cancelled": "Cancelled", "finished": "Finished"}
+REGISTRATION_LABELS = {"pending": _l('Awaiting email confirmation'), "confirmed": _l('Confirmed'), "waitlisted": _l('Waitlisted'),
+                       "cancelled": _l('Cancelled'), "attended": _l('Attended'), "no_show": _l('No-show')}
+EVENT_STATUS_LABELS = {"draft": _l('Draft'), "published": _l('Published'), "cancelled": _l('Cancelled'), "finished": _l('Finished')}
 
 
 def _actor():
@@ -110,7 +110,7 @@ def new_event():
         db.session.rollback()
         put_error(form, e)
         return render_template("staff/events/form.html", form=form, event=None), e.status_code
-    flash(f"Event created as a draft: {event.title}. Publish it when it is ready.", "success")
+    flash(_("Event created as a draft: %(title)s. Publish it when it is ready.", title=event.title), "success")
     return redirect(_event_url(event))
 
 
@@ -118,7 +118,7 @@ def new_event():
 def edit_event(event_id: int):
     event = get_or_404(Event, event_id)
     if event.status in ("cancelled", "finished"):
-        flash(f"A {EVENT_STATUS_LABELS[event.status].lower()} event cannot be edited.", "warning")
+        flash(_("A %(status)s event cannot be edited.", status=str(EVENT_STATUS_LABELS[event.status]).lower()), "warning")
         return redirect(_event_url(event))
     form = EventForm()
     if request.method == "GET":
@@ -135,10 +135,10 @@ def edit_event(event_id: int):
         put_error(form, e)
         return render_template("staff/events/form.html", form=form, event=event), e.status_code
     if told:
-        flash(f"Event saved. {told} {'person' if told == 1 else 'people'} registered or waiting "
-              f"{'was' if told == 1 else 'were'} emailed about the change.", "success")
+        flash(ngettext("Event saved. %(num)s person registered or waiting was emailed about the change.",
+                       "Event saved. %(num)s people registered or waiting were emailed about the change.", told), "success")
     else:
-        flash("Event saved.", "success")
+        flash(_('Event saved.'), "success")
     return redirect(_event_url(event))
 
 
@@ -152,7 +152,7 @@ def publish_event(event_id: int):
         db.session.rollback()
         flash(e.message, "error")
         return redirect(_event_url(event))
-    flash(f"Published: {event.title} is now on the events page.", "success")
+    flash(_("Published: %(title)s is now on the events page.", title=event.title), "success")
     return redirect(_event_url(event))
 
 
@@ -168,7 +168,7 @@ def cancel_event(event_id: int):
         return render_template("staff/events/cancel.html", event=event, form=form, live=live), status
 
     if event.status in ("cancelled", "finished"):
-        flash(f"This event is already {EVENT_STATUS_LABELS[event.status].lower()}.", "warning")
+        flash(_("This event is already %(status)s.", status=str(EVENT_STATUS_LABELS[event.status]).lower()), "warning")
         return redirect(_event_url(event))
     if request.method == "GET":
         return render()
@@ -182,7 +182,7 @@ def cancel_event(event_id: int):
         db.session.rollback()
         put_error(form, e)
         return render(e.status_code)
-    flash(f"Event cancelled; {told} {'person was' if told == 1 else 'people were'} told by email.", "success")
+    flash(ngettext("Event cancelled; %(num)s person was told by email.", "Event cancelled; %(num)s people were told by email.", told), "success")
     return redirect(_event_url(event))
 
 
@@ -196,7 +196,7 @@ def duplicate_event(event_id: int):
         db.session.rollback()
         flash(e.message, "error")
         return redirect(_event_url(event))
-    flash(f"Copied as a new draft: {copy.title}. Check the dates before publishing.", "success")
+    flash(_("Copied as a new draft: %(title)s. Check the dates before publishing.", title=copy.title), "success")
     return redirect(url_for("staff.edit_event", event_id=copy.id))
 
 
@@ -230,11 +230,14 @@ def event_page(event_id: int):
 
 
 def _registered_message(registration: EventRegistration) -> str:
-    what = {"confirmed": "registered (seat confirmed)", "waitlisted": "put on the waitlist",
-            "pending": "registered, awaiting email confirmation", "attended": "registered and checked in"}
-    text = f"{registration.name} {what.get(registration.status, registration.status)}"
+    what = {"confirmed": _("%(name)s registered (seat confirmed)"), "waitlisted": _("%(name)s put on the waitlist"),
+            "pending": _("%(name)s registered, awaiting email confirmation"),
+            "attended": _("%(name)s registered and checked in")}
+    text = what[registration.status] % {"name": registration.name} if registration.status in what \
+        else f"{registration.name} {registration.status}"
     if registration.price_minor and registration.status != "waitlisted":
-        text += f"; {format_minor(registration.price_minor)} {registration.currency} to pay"
+        text += _("; %(amount)s %(currency)s to pay", amount=format_minor(registration.price_minor),
+                  currency=registration.currency)
     return text + "."
 
 
@@ -310,9 +313,9 @@ def cancel_registration(event_id: int, registration_id: int):
         db.session.rollback()
         flash(e.message, "error")
         return redirect(_event_url(event, "registrations"))
-    text = f"Registration of {registration.name} cancelled."
+    text = _("Registration of %(name)s cancelled.", name=registration.name)
     if promoted is not None:
-        text += f" {promoted.name} moved up from the waitlist and was emailed."
+        text += " " + _("%(name)s moved up from the waitlist and was emailed.", name=promoted.name)
     flash(text, "success")
     return redirect(_event_url(event, "registrations"))
 
@@ -337,7 +340,7 @@ def pay_registration(event_id: int, registration_id: int):
         return render()
     done = _payment_with_key(form.token.data)
     if done is not None:
-        flash(f"This payment was already recorded (receipt {done.receipt_number}). Nothing more was recorded.",
+        flash(_("This payment was already recorded (receipt %(receipt_number)s). Nothing more was recorded.", receipt_number=done.receipt_number),
               "warning")
         return redirect(_event_url(event, "registrations"))
     payment = form.payment_input(today=today, now=now) if form.validate() else None
@@ -354,14 +357,15 @@ def pay_registration(event_id: int, registration_id: int):
         done = _payment_with_key(form.token.data)
         if done is not None:
             # The same form posted twice at once: the other request recorded it.
-            flash(f"This payment was already recorded (receipt {done.receipt_number}). Nothing more was recorded.",
+            flash(_("This payment was already recorded (receipt %(receipt_number)s). Nothing more was recorded.", receipt_number=done.receipt_number),
                   "warning")
             return redirect(_event_url(event, "registrations"))
         put_error(form, e, {"amount_minor": "amount", "received_at": "received_on"})
         return render(e.status_code)
     left = events.amount_due(db.session, registration)
-    text = f"Payment recorded for {registration.name}, receipt {row.receipt_number}"
-    text += f"; {format_minor(left)} {registration.currency} still to pay." if left else "; paid in full."
+    text = _("Payment recorded for %(name)s, receipt %(number)s", name=registration.name, number=row.receipt_number)
+    text += _("; %(amount)s %(currency)s still to pay.", amount=format_minor(left), currency=registration.currency) \
+        if left else _("; paid in full.")
     flash(text, "success")
     return redirect(_event_url(event, "registrations"))
 
@@ -438,7 +442,7 @@ def undo_check_in(event_id: int, registration_id: int):
         db.session.rollback()
         flash(e.message, "error")
         return _back_to_check_in(event, f"r{registration.id}")
-    flash(f"Check-in of {registration.name} undone.", "info")
+    flash(_("Check-in of %(name)s undone.", name=registration.name), "info")
     return _back_to_check_in(event, f"r{registration.id}")
 
 
@@ -474,9 +478,10 @@ def walk_in(event_id: int):
         db.session.rollback()
         put_error(form, e, {"member": "lookup"})
         return render_check_in(event, walk_in_form=form, status=e.status_code)
-    text = f"{registration.name} registered at the door and checked in."
+    text = _("%(name)s registered at the door and checked in.", name=registration.name)
     if registration.price_minor:
-        text += f" {format_minor(registration.price_minor)} {registration.currency} to pay."
+        text += " " + _("%(amount)s %(currency)s to pay.", amount=format_minor(registration.price_minor),
+                        currency=registration.currency)
     flash(text, "success")
     return redirect(url_for("staff.event_check_in", event_id=event.id, _anchor=f"r{registration.id}"))
 
@@ -512,9 +517,9 @@ class Period:
                     raise ValueError
                 setattr(period, attr, value)
             except ValueError:
-                period.errors[name] = f"{label}: use a date like 2026-01-31."
+                period.errors[name] = _("%(label)s: use a date like 2026-01-31.", label=label)
         if period.starts_on > period.ends_on:
-            period.errors["to"] = "The end of the period was before its start; the dates were swapped."
+            period.errors["to"] = _('The end of the period was before its start; the dates were swapped.')
             period.starts_on, period.ends_on = period.ends_on, period.starts_on
         return period
 

@@ -9,6 +9,7 @@ import re
 from flask import flash, redirect, render_template, request, url_for
 from flask_login import current_user
 from flask_wtf import FlaskForm
+from flask_babel import gettext as _, lazy_gettext as _l
 from sqlalchemy import or_, select
 from sqlalchemy.orm import joinedload
 from wtforms import BooleanField, HiddenField, TextAreaField
@@ -29,16 +30,16 @@ PER_PAGE = 50
 _ID = re.compile(r"[0-9]{1,9}")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 TABS = ("open", "answered", "unresolved", "resolved", "closed", "all")
-TAB_LABELS = {"open": "Open", "answered": "Answered", "unresolved": "All unresolved", "resolved": "Resolved",
-              "closed": "Closed", "all": "All"}
+TAB_LABELS = {"open": _l('Open'), "answered": _l('Answered'), "unresolved": _l('All unresolved'), "resolved": _l('Resolved'),
+              "closed": _l('Closed'), "all": _l('All')}
 STATUS_COLOURS = {"open": "danger", "answered": "info", "resolved": "success", "closed": "secondary"}
 
 
 class StaffReplyForm(FlaskForm):
-    body = TextAreaField("Reply", validators=[
-        DataRequired("Write the reply."),
-        Length(max=support.BODY_MAX, message=f"Use at most {support.BODY_MAX:,} characters.")])
-    resolve = BooleanField("Mark as resolved after sending")
+    body = TextAreaField(_l('Reply'), validators=[
+        DataRequired(_l('Write the reply.')),
+        Length(max=support.BODY_MAX, message=_l("Use at most %(body_max)s characters.", body_max=f'{support.BODY_MAX:,}'))])
+    resolve = BooleanField(_l('Mark as resolved after sending'))
     token = HiddenField()
 
 
@@ -121,10 +122,14 @@ def help_reply(request_id: int):
             form.form_errors.append(e.message)
         return _render_request(get_or_404(HelpRequest, request_id), form, e.status_code)
     member = help_req.member
-    emailed = f" and emailed to {member.email}" if member is not None and member.email else \
-        " (not emailed: the member has no email address)"
-    flash(f"Reply sent{emailed}. Request {help_req.number} is now "
-          f"{support.STATUS_LABELS[help_req.status].lower()}.", "success")
+    values = {"number": help_req.number, "status": str(support.STATUS_LABELS[help_req.status]).lower()}
+    if member is not None and member.email:
+        text = _("Reply sent and emailed to %(email)s. Request %(number)s is now %(status)s.", email=member.email,
+                 **values)
+    else:
+        text = _("Reply sent (not emailed: the member has no email address). Request %(number)s is now %(status)s.",
+                 **values)
+    flash(text, "success")
     if help_req.status == "resolved":
         return redirect(url_for("staff.help_queue"))
     return redirect(url_for("staff.help_request", request_id=request_id))
@@ -140,7 +145,7 @@ def help_resolve(request_id: int):
         db.session.rollback()
         flash(str(e), "error")
         return redirect(url_for("staff.help_request", request_id=request_id))
-    flash(f"Resolved: request {help_req.number} “{help_req.subject}”.", "success")
+    flash(_("Resolved: request %(number)s “%(subject)s”.", number=help_req.number, subject=help_req.subject), "success")
     return redirect(url_for("staff.help_queue"))
 
 
@@ -154,6 +159,6 @@ def help_reopen(request_id: int):
         db.session.rollback()
         flash(str(e), "error")
     else:
-        flash(f"Reopened: request {help_req.number} is waiting for a staff reply again.", "success")
+        flash(_("Reopened: request %(number)s is waiting for a staff reply again.", number=help_req.number), "success")
     return redirect(url_for("staff.help_request", request_id=request_id))
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 from datetime import date, timedelta
 
 from flask import current_app, render_template, url_for
+from flask_babel import format_date, lazy_gettext as _l
 from sqlalchemy import func, select
 from sqlalchemy.orm import joinedload
 
@@ -27,8 +28,8 @@ FOLLOW_UP_LOOKBACK_DAYS = 30
 LIST_SIZE = 10
 FOLLOW_UP_LIST_SIZE = 20
 CURRENT = ["active", "grace"]
-BAND_LABELS = {"highly_engaged": "Highly engaged", "engaged": "Engaged", "drifting": "Drifting",
-               "dormant": "Dormant", "high": "High", "medium": "Medium", "low": "Low"}
+BAND_LABELS = {"highly_engaged": _l('Highly engaged'), "engaged": _l('Engaged'), "drifting": _l('Drifting'),
+               "dormant": _l('Dormant'), "high": _l('High'), "medium": _l('Medium'), "low": _l('Low')}
 
 month_bounds = dashboard.month_bounds
 
@@ -91,7 +92,7 @@ def figure_links(snapshot: dict) -> dict:
 def _chart_data(snapshot: dict, live: dashboard.LiveFigures, links: dict) -> dict:
     """What static/dashboard.js draws (embedded as JSON, never as script), with the member list
     behind each bar and point (a click opens it)."""
-    months = [date.fromisoformat(m).strftime("%b %Y") for m in snapshot["months"]]
+    months = [format_date(date.fromisoformat(m), "MMM yyyy") for m in snapshot["months"]]
     return {
         "links": {
             "status": [links["status"][s] for s in ("active", "grace", "former")],

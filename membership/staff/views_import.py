@@ -24,6 +24,7 @@ from pathlib import Path
 
 from flask import (Response, abort, current_app, flash, redirect, render_template, request, stream_with_context,
                    url_for)
+from flask_babel import gettext as _
 from flask_login import current_user
 from sqlalchemy.exc import SQLAlchemyError
 from werkzeug.utils import secure_filename
@@ -202,8 +203,7 @@ def import_members():
         del form.create_plans
     limit = _max_bytes()
     if request.method == "POST" and (request.content_length or 0) > limit + 65536:
-        form.file.errors = [f"The file is larger than {limit // (1024 * 1024)} MB. Split it, or import it "
-                            "with the command line: flask members import FILE."]
+        form.file.errors = [_("The file is larger than %(limit)s MB. Split it, or import it with the command line: flask members import FILE.", limit=limit // (1024 * 1024))]
         return render_template("staff/import/upload.html", form=form, **_upload_context()), 413
     if not form.validate_on_submit():
         return render_template("staff/import/upload.html", form=form, **_upload_context()), \
@@ -216,8 +216,7 @@ def import_members():
         size = _save_upload(form.file.data, data_path, limit)
     except ValueError:
         _discard(data_path)
-        form.file.errors = [f"The file is larger than {limit // (1024 * 1024)} MB. Split it, or import it "
-                            "with the command line: flask members import FILE."]
+        form.file.errors = [_("The file is larger than %(limit)s MB. Split it, or import it with the command line: flask members import FILE.", limit=limit // (1024 * 1024))]
         return render_template("staff/import/upload.html", form=form, **_upload_context()), 413
     meta = {"user_id": current_user.id, "filename": secure_filename(form.file.data.filename or "") or "upload.csv",
             "on_match": form.on_match.data if form.on_match.data in csvio.ON_MATCH else "skip",
@@ -275,7 +274,7 @@ class _ListPage:
 @bp.get("/import/<token>")
 def import_preview(token):
     """What the import would do: counts and the per-row problems (nothing written yet)."""
-    _, _, meta = _load(token)
+    _data, _csv, meta = _load(token)
     report = meta["report"]
     page_arg = request.args.get("page", "1")
     page_no = int(page_arg) if page_arg.isdigit() and len(page_arg) < 7 else 1
@@ -295,7 +294,7 @@ def import_confirm(token):
     try:
         os.replace(meta_path, claimed)  # a double submit finds no metadata: it imports nothing
     except FileNotFoundError:
-        flash("This import has already run.", "info")
+        flash(_('This import has already run.'), "info")
         return redirect(url_for("staff.import_members"))
     try:
         report = _run(data_path, meta, dry_run=False)
@@ -306,11 +305,11 @@ def import_confirm(token):
         current_app.logger.warning("member import %s failed: %s", meta["filename"], e)
         reason = e.message if isinstance(e, DomainError) else "the database refused a row (it may have " \
                                                              "changed since the preview)"
-        flash(f"Nothing was imported: {reason}. Check the file again and retry.", "error")
+        flash(_("Nothing was imported: %(reason)s. Check the file again and retry.", reason=reason), "error")
         return redirect(url_for("staff.import_preview", token=token))
     _discard(data_path, claimed, _plans_path(data_path))
     _store_report(token, meta, report)
-    flash(f"{meta['filename']}: {report.summary()}" + (" Rows with errors were left out." if report.error_rows
+    flash(f"{meta['filename']}: {report.summary()}" + (" " + _("Rows with errors were left out.") if report.error_rows
                                                        else ""), "success")
     return redirect(url_for("staff.import_report", token=token))
 

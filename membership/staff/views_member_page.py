@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from datetime import date, timedelta
 
 from flask import abort, flash, redirect, render_template, request, url_for
+from flask_babel import gettext as _, ngettext
 from flask_login import current_user
 from sqlalchemy import func, select
 from sqlalchemy.orm import joinedload
@@ -80,13 +81,15 @@ def _dates_key(starts: date, ends: date | None) -> str:
 
 
 def _dates_text(starts: date, ends: date | None) -> str:
-    return f"{format_day(starts)} to {format_day(ends)}" if ends else f"{format_day(starts)}, lifetime"
+    if ends:
+        return _("%(start)s to %(end)s", start=format_day(starts), end=format_day(ends))
+    return _("%(start)s, lifetime", start=format_day(starts))
 
 
 def days_left(n: int) -> str:
     if n <= 0:
-        return "last day"
-    return "1 day left" if n == 1 else f"{n} days left"
+        return _("last day")
+    return ngettext("%(num)s day left", "%(num)s days left", n)
 
 
 def term_span(term) -> str:
@@ -97,35 +100,42 @@ def status_line(hs, today: date, due: dict[int, int]) -> str:
     """The holder's status in plain words, e.g. "Active until 30 Jun 2027 — 197 days left"."""
     term = hs.term
     if term is None:
-        return "No membership yet."
-    via = f" through {term.organization.name}" if term.organization_id else ""
+        return _("No membership yet.")
+    via = _(" through %(org)s", org=term.organization.name) if term.organization_id else ""
     if term.override_status and (term.override_until is None or today <= term.override_until):
-        until = f"until {format_day(term.override_until)}" if term.override_until else "until further notice"
-        return f"{STATUS_LABELS.get(hs.status, hs.status)}{via}: set by staff {until} ({term.override_reason})"
+        until = _("until %(day)s", day=format_day(term.override_until)) if term.override_until \
+            else _("until further notice")
+        return _("%(status)s%(via)s: set by staff %(until)s (%(reason)s)", status=STATUS_LABELS.get(hs.status, hs.status),
+                 via=via, until=until, reason=term.override_reason)
     status = hs.status
     if status == "active":
         if hs.expires_on is None:
-            return f"Active{via}: lifetime membership since {format_day(term.starts_on)}"
-        return f"Active{via} until {format_day(hs.expires_on)} — {days_left((hs.expires_on - today).days)}"
+            return _("Active%(via)s: lifetime membership since %(day)s", via=via, day=format_day(term.starts_on))
+        return _("Active%(via)s until %(day)s — %(left)s", via=via, day=format_day(hs.expires_on),
+                 left=days_left((hs.expires_on - today).days))
     if status == "grace":
         grace_end = grace_ends_on(term)
-        return (f"In grace period{via}: ended {format_day(term.ends_on)}, grace ends {format_day(grace_end)} — "
-                f"{days_left((grace_end - today).days)} to renew")
+        return _("In grace period%(via)s: ended %(ended)s, grace ends %(grace_end)s — %(left)s to renew", via=via,
+                 ended=format_day(term.ends_on), grace_end=format_day(grace_end),
+                 left=days_left((grace_end - today).days))
     if status == "lapsed":
-        return (f"Lapsed since {format_day(grace_ends_on(term) + timedelta(days=1))}{via} "
-                f"(the term ended {format_day(term.ends_on)})")
+        return _("Lapsed since %(day)s%(via)s (the term ended %(ended)s)",
+                 day=format_day(grace_ends_on(term) + timedelta(days=1)), via=via, ended=format_day(term.ends_on))
     if status == "cancelled":
-        return f"Cancelled{via} from {format_day(term.cancelled_on)}: {term.cancel_reason}"
+        return _("Cancelled%(via)s from %(day)s: %(reason)s", via=via, day=format_day(term.cancelled_on),
+                 reason=term.cancel_reason)
     if status == "pending":
         what = f"{term.plan.name}, {term_span(term)}"
         if term.awaiting_payment and term.awaiting_approval:
-            return f"Pending payment and approval ({what})"
+            return _("Pending payment and approval (%(what)s)", what=what)
         if term.awaiting_payment:
-            return f"Pending payment: {money(due.get(term.id, term.fee_minor), term.currency)} due ({what})"
+            return _("Pending payment: %(amount)s due (%(what)s)",
+                     amount=money(due.get(term.id, term.fee_minor), term.currency), what=what)
         if term.awaiting_approval:
-            return f"Pending approval ({what})"
+            return _("Pending approval (%(what)s)", what=what)
         wait = (term.starts_on - today).days
-        return f"Starts on {format_day(term.starts_on)} — in {wait} day{'' if wait == 1 else 's'} ({what})"
+        return ngettext("Starts on %(day)s — in %(num)s day (%(what)s)", "Starts on %(day)s — in %(num)s days (%(what)s)",
+                        wait, day=format_day(term.starts_on), what=what)
     return STATUS_LABELS.get(status, status)
 
 
@@ -137,14 +147,18 @@ def status_notes(own_terms, governing, today: date, due: dict[int, int]) -> list
             continue
         status = status_on(term, today)
         if status == "upcoming":
-            notes.append(f"Renewed: the next term ({term.plan.name}) runs {term_span(term)}.")
+            notes.append(_("Renewed: the next term (%(plan)s) runs %(span)s.", plan=term.plan.name, span=term_span(term)))
         elif status == "pending" and term.starts_on >= (governing.starts_on if governing else today):
-            waits = []
-            if term.awaiting_payment:
-                waits.append(f"payment of {money(due.get(term.id, term.fee_minor), term.currency)}")
-            if term.awaiting_approval:
-                waits.append("approval")
-            notes.append(f"The term {term_span(term)} ({term.plan.name}) waits for {' and '.join(waits)}.")
+            values = {"span": term_span(term), "plan": term.plan.name,
+                      "amount": money(due.get(term.id, term.fee_minor), term.currency)}
+            if term.awaiting_payment and term.awaiting_approval:
+                notes.append(_("The term %(span)s (%(plan)s) waits for payment of %(amount)s and approval.", **values))
+            elif term.awaiting_payment:
+                notes.append(_("The term %(span)s (%(plan)s) waits for payment of %(amount)s.", **values))
+            elif term.awaiting_approval:
+                notes.append(_("The term %(span)s (%(plan)s) waits for approval.", **values))
+            else:
+                notes.append(_("The term %(span)s (%(plan)s) waits for .", **values))
     return notes
 
 
@@ -335,7 +349,7 @@ def add_interaction(member_id: int):
     form = InteractionForm()
     if not form.validate_on_submit():
         return render_member_page(member, interaction_form=form, status=422)
-    now, _ = _clock()
+    now, _today = _clock()
     try:
         row = members.add_interaction(
             db.session, member, channel=form.channel.data, summary=form.summary.data,
@@ -346,8 +360,9 @@ def add_interaction(member_id: int):
         db.session.rollback()
         put_error(form, e, {"occurred_on": "occurred_at"})
         return render_member_page(member, interaction_form=form, status=e.status_code)
-    follow = f"; follow up on {format_day(row.follow_up_on)}" if row.follow_up_on else ""
-    flash(f"Interaction added: {CHANNEL_LABELS[row.channel].lower()} on {format_day(row.occurred_at)}{follow}.",
+    follow = _("; follow up on %(day)s", day=format_day(row.follow_up_on)) if row.follow_up_on else ""
+    flash(_("Interaction added: %(channel)s on %(day)s%(follow)s.", channel=str(CHANNEL_LABELS[row.channel]).lower(),
+            day=format_day(row.occurred_at), follow=follow),
           "success")
     return redirect(_member_url(member, "interactions"))
 
@@ -358,7 +373,7 @@ def add_interaction(member_id: int):
 def _plan_choice(plan: Plan, starts: date | None = None, ends: date | None = None) -> SelectChoice:
     """An option of the plan select; on the renewal form it carries the new term's dates for the
     script that shows them as soon as another plan is chosen."""
-    label = f"{plan.name} — {money(plan.fee_minor, plan.currency)}, {describe_period(plan).lower()}"
+    label = f"{plan.name} — {money(plan.fee_minor, plan.currency)}, {str(describe_period(plan)).lower()}"
     attrs = {"data-fee": format_minor(plan.fee_minor)}
     if starts is not None:
         attrs["data-dates"] = _dates_key(starts, ends)
@@ -387,15 +402,15 @@ def _render_renew(member, term, form, options, status=200):
 
 
 def _renewed_message(new: Membership, old: Membership, key: str | None) -> str:
-    text = f"Renewed: new term {_dates_text(new.starts_on, new.ends_on)}"
+    text = _("Renewed: new term %(dates)s", dates=_dates_text(new.starts_on, new.ends_on))
     if new.plan_id != old.plan_id:
-        text += f" on {new.plan.name} (was {old.plan.name})"
+        text += _(" on %(plan)s (was %(old)s)", plan=new.plan.name, old=old.plan.name)
     payment = _payment_with_key(key)
     if payment is not None:
-        text += f", receipt {payment.receipt_number}"
+        text += _(", receipt %(number)s", number=payment.receipt_number)
     if new.awaiting_payment:
         due = _due_by_term([new]).get(new.id, new.fee_minor)
-        text += f"; {money(due, new.currency)} still to pay"
+        text += _("; %(amount)s still to pay", amount=money(due, new.currency))
     return text + "."
 
 
@@ -413,7 +428,7 @@ def renew_member(member_id: int):
     now, today = _clock()
     latest = plans.latest_term(db.session, member)
     if latest is None:
-        flash(f"{member.full_name} has no membership to renew yet: record a new membership instead.", "info")
+        flash(_("%(full_name)s has no membership to renew yet: record a new membership instead.", full_name=member.full_name), "info")
         return redirect(url_for("staff.join_member", member_id=member.id))
     form = RenewForm()
 
@@ -421,14 +436,14 @@ def renew_member(member_id: int):
         try:
             plans.renewal_start(latest, latest.plan, today)
         except DomainError as e:
-            flash(f"This membership cannot be renewed now: {e.message}", "warning")
+            flash(_("This membership cannot be renewed now: %(message)s", message=e.message), "warning")
             return redirect(_member_url(member))
         options = renewal_options(latest, today)
         form.plan.choices = [_plan_choice(p, s, e) for p, s, e in options.values()]
         if latest.plan_id in options:
             form.plan.data = latest.plan_id
         else:
-            form.plan.choices.insert(0, SelectChoice("", f"Choose a plan ({latest.plan.name} is no longer offered)"))
+            form.plan.choices.insert(0, SelectChoice("", _("Choose a plan (%(name)s is no longer offered)", name=latest.plan.name)))
         form.term_id.data = str(latest.id)
         chosen = options.get(form.plan.data)
         if chosen:
@@ -447,10 +462,10 @@ def renew_member(member_id: int):
     form.plan.choices = [_plan_choice(p, s, e) for p, s, e in options.values()]
     ok = form.validate() and not stale
     if stale:
-        form.form_errors.append("This form was out of date; check the term and the dates and submit again.")
+        form.form_errors.append(_('This form was out of date; check the term and the dates and submit again.'))
     plan = db.session.get(Plan, form.plan.data) if form.plan.data else None
     if plan is None and not form.plan.errors:
-        form.plan.errors = [*form.plan.errors, "Choose a plan."]
+        form.plan.errors = [*form.plan.errors, _('Choose a plan.')]
         ok = False
     payment, paid_ok = _payment_for(form, plan, today, now)
     ok = ok and paid_ok
@@ -464,8 +479,8 @@ def renew_member(member_id: int):
         expected = _dates_key(options[plan.id][1], options[plan.id][2])
         if form.shown_dates.data != expected:
             form.shown_dates.data = expected
-            form.form_errors.append(f"The new term on {plan.name} runs {_dates_text(*options[plan.id][1:])}. "
-                                    "Check the dates and submit again to confirm.")
+            form.form_errors.append(_("The new term on %(plan)s runs %(dates)s. Check the dates and submit again "
+                                      "to confirm.", plan=plan.name, dates=_dates_text(*options[plan.id][1:])))
             return _render_renew(member, term, form, options, 409)
 
     try:
@@ -475,7 +490,7 @@ def renew_member(member_id: int):
     except AlreadyRenewed as e:
         # A double submit, or a colleague was quicker: nothing more is written; say what exists.
         db.session.rollback()
-        flash(f"{e.message} Nothing more was recorded.", "warning")
+        flash(_("%(message)s Nothing more was recorded.", message=e.message), "warning")
         return redirect(_member_url(member))
     except DomainError as e:
         db.session.rollback()
@@ -510,7 +525,7 @@ def join_member(member_id: int):
 
     if request.method == "GET":
         if not can_join(plans.terms_of(db.session, member), today):
-            flash("This member's membership is current or waiting: renew it from the member page.", "info")
+            flash(_("This member's membership is current or waiting: renew it from the member page."), "info")
             return redirect(_member_url(member))
         form.plan.data = member.plan_id if member.plan_id in offered else next(iter(offered), None)
         form.starts_on.data = today
@@ -522,7 +537,7 @@ def join_member(member_id: int):
     ok = form.validate()
     plan = db.session.get(Plan, form.plan.data) if form.plan.data else None
     if plan is None and not form.plan.errors:
-        form.plan.errors = [*form.plan.errors, "Choose a plan."]
+        form.plan.errors = [*form.plan.errors, _('Choose a plan.')]
         ok = False
     if form.preview.data:
         return render(200 if ok else 422)
@@ -537,17 +552,18 @@ def join_member(member_id: int):
         db.session.rollback()
         done = _payment_with_key(form.token.data)
         if isinstance(e, Conflict) and done is not None:
-            flash(f"This membership was already recorded (receipt {done.receipt_number}). Nothing more was recorded.",
+            flash(_("This membership was already recorded (receipt %(receipt_number)s). Nothing more was recorded.", receipt_number=done.receipt_number),
                   "warning")
             return redirect(_member_url(member))
         put_error(form, e, {"starts_on": "starts_on"})
         return render(e.status_code)
-    text = f"Membership recorded: {plan.name}, {_dates_text(term.starts_on, term.ends_on)}"
+    text = _("Membership recorded: %(plan)s, %(dates)s", plan=plan.name, dates=_dates_text(term.starts_on, term.ends_on))
     receipt = _payment_with_key(payment.idempotency_key) if payment else None
     if receipt is not None:
-        text += f", receipt {receipt.receipt_number}"
+        text += _(", receipt %(number)s", number=receipt.receipt_number)
     if term.awaiting_payment:
-        text += f"; waiting for payment of {money(_due_by_term([term]).get(term.id, term.fee_minor), term.currency)}"
+        text += _("; waiting for payment of %(amount)s",
+                  amount=money(_due_by_term([term]).get(term.id, term.fee_minor), term.currency))
     flash(text + ".", "success")
     return redirect(_member_url(member))
 
@@ -571,7 +587,7 @@ def pay_term(member_id: int, term_id: int):
     due = _due_by_term([term]).get(term.id, 0)
     if request.method == "GET":
         if not term.awaiting_payment:
-            flash(f"The term {term_span(term)} is already paid.", "info")
+            flash(_("The term %(term)s is already paid.", term=term_span(term)), "info")
             return redirect(_member_url(member))
         form.amount.data = format_minor(due)
         form.received_on.data = today
@@ -579,7 +595,7 @@ def pay_term(member_id: int, term_id: int):
 
     done = _payment_with_key(form.token.data)
     if done is not None:
-        flash(f"This payment was already recorded (receipt {done.receipt_number}). Nothing more was recorded.",
+        flash(_("This payment was already recorded (receipt %(receipt_number)s). Nothing more was recorded.", receipt_number=done.receipt_number),
               "warning")
         return redirect(_member_url(member))
     valid = form.validate()
@@ -587,7 +603,7 @@ def pay_term(member_id: int, term_id: int):
     if not valid or payment is None:
         return _render_action("pay.html", member, term, form, 422, due=due)
     if not term.awaiting_payment:
-        form.form_errors.append(f"The term {term_span(term)} is already paid.")
+        form.form_errors.append(_("The term %(term)s is already paid.", term=term_span(term)))
         return _render_action("pay.html", member, term, form, 409, due=due)
     try:
         row = plans.pay_term(db.session, term, payment, today=today, now=now, actor=_actor())
@@ -595,15 +611,17 @@ def pay_term(member_id: int, term_id: int):
     except DomainError as e:
         db.session.rollback()
         if isinstance(e, Conflict) and _payment_with_key(form.token.data) is not None:
-            flash(f"{e.message} Nothing more was recorded.", "warning")
+            flash(_("%(message)s Nothing more was recorded.", message=e.message), "warning")
             return redirect(_member_url(member))
         put_error(form, e)
         return _render_action("pay.html", member, term, form, e.status_code, due=due)
-    text = f"Payment recorded: {money(row.amount_minor, row.currency)}, receipt {row.receipt_number}"
+    text = _("Payment recorded: %(amount)s, receipt %(number)s", amount=money(row.amount_minor, row.currency),
+             number=row.receipt_number)
     if term.awaiting_payment:
-        text += f"; {money(_due_by_term([term]).get(term.id, 0), term.currency)} still to pay"
+        text += _("; %(amount)s still to pay", amount=money(_due_by_term([term]).get(term.id, 0), term.currency))
     else:
-        text += f". The term {term_span(term)} is paid; status: {STATUS_LABELS.get(term.status, term.status)}"
+        text += _(". The term %(term)s is paid; status: %(status)s", term=term_span(term),
+                  status=STATUS_LABELS.get(term.status, term.status))
     flash(text + ".", "success")
     return redirect(_member_url(member))
 
@@ -620,7 +638,7 @@ def approve_term(member_id: int, term_id: int):
     except DomainError as e:
         db.session.rollback()
         return render_member_page(member, status=e.status_code, error=e.message)
-    flash(f"Approved: {term.plan.name}, {term_span(term)}; status: {STATUS_LABELS.get(term.status, term.status)}.",
+    flash(_("Approved: %(name)s, %(term)s; status: %(status)s.", name=term.plan.name, term=term_span(term), status=STATUS_LABELS.get(term.status, term.status)),
           "success")
     return redirect(_member_url(member))
 
@@ -633,7 +651,7 @@ def cancel_term(member_id: int, term_id: int):
     form = CancelForm()
     if request.method == "GET":
         if term.cancelled_on is not None:
-            flash(f"This term was already cancelled on {format_day(term.cancelled_on)}.", "info")
+            flash(_("This term was already cancelled on %(cancelled_on)s.", cancelled_on=format_day(term.cancelled_on)), "info")
             return redirect(_member_url(member))
         day = max(today, term.starts_on) if term.starts_on > today else today
         form.cancelled_on.data = min(day, term.ends_on) if term.ends_on else day
@@ -648,8 +666,7 @@ def cancel_term(member_id: int, term_id: int):
         db.session.rollback()
         put_error(form, e, {"on": "cancelled_on"})
         return _render_action("cancel.html", member, term, form, e.status_code)
-    flash(f"Cancelled: the term {term_span(term)} from {format_day(term.cancelled_on)}. "
-          f"Status now: {STATUS_LABELS.get(member.status, member.status)}.", "success")
+    flash(_("Cancelled: the term %(term)s from %(cancelled_on)s. Status now: %(status)s.", term=term_span(term), cancelled_on=format_day(term.cancelled_on), status=STATUS_LABELS.get(member.status, member.status)), "success")
     return redirect(_member_url(member))
 
 
@@ -676,8 +693,9 @@ def override_term(member_id: int, term_id: int):
         db.session.rollback()
         put_error(form, e)
         return _render_action("override.html", member, term, form, e.status_code)
-    until = f"until {format_day(term.override_until)}" if term.override_until else "until further notice"
-    flash(f"Status set to {OVERRIDE_LABELS[term.override_status]} {until}.", "success")
+    until = _("until %(day)s", day=format_day(term.override_until)) if term.override_until \
+        else _("until further notice")
+    flash(_("Status set to %(status)s %(until)s.", status=OVERRIDE_LABELS[term.override_status], until=until), "success")
     return redirect(_member_url(member))
 
 
@@ -687,12 +705,12 @@ def clear_override(member_id: int, term_id: int):
     term = _term_of(member, term_id)
     now, today = _clock()
     if not term.override_status:
-        return render_member_page(member, status=409, error="This term has no status override to remove.")
+        return render_member_page(member, status=409, error=_('This term has no status override to remove.'))
     try:
         plans.clear_override(db.session, term, today=today, now=now, actor=_actor())
         db.session.commit()
     except DomainError as e:
         db.session.rollback()
         return render_member_page(member, status=e.status_code, error=e.message)
-    flash(f"Override removed: status now {STATUS_LABELS.get(member.status, member.status)}.", "success")
+    flash(_("Override removed: status now %(status)s.", status=STATUS_LABELS.get(member.status, member.status)), "success")
     return redirect(_member_url(member))

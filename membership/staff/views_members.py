@@ -5,6 +5,7 @@ import re
 from datetime import date, datetime, timedelta
 
 from flask import abort, current_app, flash, redirect, render_template, request, url_for
+from flask_babel import gettext as _, lazy_gettext as _l, ngettext
 from flask_login import current_user
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
@@ -29,9 +30,9 @@ _ID = re.compile(r"[0-9]{1,9}")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
-def count_label(n: int, noun: str = "member") -> str:
+def count_label(n: int) -> str:
     """'1 member', '1,234 members'."""
-    return f"{n:,} {noun}{'' if n == 1 else 's'}"
+    return ngettext("%(count)s member", "%(count)s members", n, count=f"{n:,}")
 
 
 def parse_member_filter(args) -> MemberFilter:
@@ -44,27 +45,27 @@ def parse_member_filter(args) -> MemberFilter:
         raw = (args.get(name) or "").strip()
         if raw and not _ID.fullmatch(raw):
             args.poplist(name)
-            errors[name] = "Not a valid choice."
+            errors[name] = _("Not a valid choice.")
     q = args.get("q") or ""
     if _CONTROL.search(q):
         args["q"] = _CONTROL.sub(" ", q)
-        errors["q"] = "The search contained characters that are not allowed; they were ignored."
+        errors["q"] = _("The search contained characters that are not allowed; they were ignored.")
     f = MemberFilter.from_args(args)
     f.errors.update(errors)
     return resolve_segment(db.session, f)
 
 
-FILTER_LABELS = {"q": "Search", "plan_id": "Plan", "organization_id": "Organisation",
-                 "joined_from": "Joined from", "joined_to": "Joined to",
-                 "expires_from": "Term ending from", "expires_to": "Term ending to",
-                 "engagement": "Engagement", "risk": "Churn risk", "active_before": "Last active before",
-                 "active_after": "Last active on or after", "tag": "Tag", "segment": "Segment",
-                 "was": "Status on a day", "outcome": "Term outcome", "ended_from": "Term ended from",
-                 "ended_to": "Term ended to", "as_of": "Outcomes as of", "current_years": "Current after years",
-                 "attended_from": "Attended an event from", "attended_to": "Attended an event to"}
-ENGAGEMENT_LABELS = {"highly_engaged": "Highly engaged", "engaged": "Engaged", "drifting": "Drifting",
-                     "dormant": "Dormant"}
-RISK_LABELS = {"high": "High", "medium": "Medium", "low": "Low"}
+FILTER_LABELS = {"q": _l('Search'), "plan_id": _l('Plan'), "organization_id": _l('Organisation'),
+                 "joined_from": _l('Joined from'), "joined_to": _l('Joined to'),
+                 "expires_from": _l('Term ending from'), "expires_to": _l('Term ending to'),
+                 "engagement": _l('Engagement'), "risk": _l('Churn risk'), "active_before": _l('Last active before'),
+                 "active_after": _l('Last active on or after'), "tag": _l('Tag'), "segment": _l('Segment'),
+                 "was": _l('Status on a day'), "outcome": _l('Term outcome'), "ended_from": _l('Term ended from'),
+                 "ended_to": _l('Term ended to'), "as_of": _l('Outcomes as of'), "current_years": _l('Current after years'),
+                 "attended_from": _l('Attended an event from'), "attended_to": _l('Attended an event to')}
+ENGAGEMENT_LABELS = {"highly_engaged": _l('Highly engaged'), "engaged": _l('Engaged'), "drifting": _l('Drifting'),
+                     "dormant": _l('Dormant')}
+RISK_LABELS = {"high": _l('High'), "medium": _l('Medium'), "low": _l('Low')}
 
 
 @bp.get("/members")
@@ -93,9 +94,9 @@ def members():
         history_filters=history_filter_labels(f))
 
 
-HISTORY_STATUS_LABELS = {"active": "active", "grace": "in grace", "current": "current (active or in grace)",
-                         "former": "lapsed or cancelled"}
-OUTCOME_LABELS = {"renewed": "was renewed", "lapsed": "lapsed", "due": "came due (renewed or lapsed)"}
+HISTORY_STATUS_LABELS = {"active": _l('active'), "grace": _l('in grace'), "current": _l('current (active or in grace)'),
+                         "former": _l('lapsed or cancelled')}
+OUTCOME_LABELS = {"renewed": _l('was renewed'), "lapsed": _l('lapsed'), "due": _l('came due (renewed or lapsed)')}
 
 
 def history_filter_labels(f: MemberFilter) -> list[tuple[str, dict]]:
@@ -112,29 +113,35 @@ def history_filter_labels(f: MemberFilter) -> list[tuple[str, dict]]:
 
     out = []
     for entry in f.was:
-        status, _, when = entry.partition(":")
-        out.append((f"{HISTORY_STATUS_LABELS[status].capitalize()} on {day(date.fromisoformat(when))}",
+        status, _sep, when = entry.partition(":")
+        out.append((_("%(status)s on %(day)s", status=str(HISTORY_STATUS_LABELS[status]).capitalize(),
+                      day=day(date.fromisoformat(when))),
                     without(was=entry)))
     if f.outcome:
         span = ""
         if f.ended_from and f.ended_to:
-            span = f" between {day(f.ended_from)} and {day(f.ended_to)}"
+            span = _(" between %(start)s and %(end)s", start=day(f.ended_from), end=day(f.ended_to))
         elif f.ended_from:
-            span = f" on or after {day(f.ended_from)}"
+            span = _(" on or after %(day)s", day=day(f.ended_from))
         elif f.ended_to:
-            span = f" on or before {day(f.ended_to)}"
-        as_of = f" (as of {day(f.as_of)})" if f.as_of and f.as_of != local_today() else ""
-        out.append((f"Had a term that ended{span} and {OUTCOME_LABELS[f.outcome]}{as_of}",
+            span = _(" on or before %(day)s", day=day(f.ended_to))
+        as_of = _(" (as of %(day)s)", day=day(f.as_of)) if f.as_of and f.as_of != local_today() else ""
+        out.append((_("Had a term that ended%(span)s and %(outcome)s%(as_of)s", span=span,
+                      outcome=OUTCOME_LABELS[f.outcome], as_of=as_of),
                     without("outcome", "ended_from", "ended_to", "as_of")))
     if f.current_years:
-        out.append((f"Current {f.current_years} year{'' if f.current_years == 1 else 's'} after joining",
+        out.append((ngettext("Current %(num)s year after joining", "Current %(num)s years after joining",
+                             f.current_years),
                     without("current_years")))
     if f.attended_from or f.attended_to:
         if f.attended_from and f.attended_to:
-            span = f"between {day(f.attended_from)} and {day(f.attended_to)}"
+            text = _("Attended an event that started between %(start)s and %(end)s", start=day(f.attended_from),
+                     end=day(f.attended_to))
+        elif f.attended_from:
+            text = _("Attended an event that started on or after %(day)s", day=day(f.attended_from))
         else:
-            span = f"on or after {day(f.attended_from)}" if f.attended_from else f"on or before {day(f.attended_to)}"
-        out.append((f"Attended an event that started {span}", without("attended_from", "attended_to")))
+            text = _("Attended an event that started on or before %(day)s", day=day(f.attended_to))
+        out.append((text, without("attended_from", "attended_to")))
     return out
 
 
@@ -143,13 +150,13 @@ def history_filter_labels(f: MemberFilter) -> list[tuple[str, dict]]:
 
 def _set_choices(form: MemberForm) -> None:
     orgs = db.session.execute(select(Organization.id, Organization.name).order_by(Organization.name)).all()
-    form.organization_id.choices = [SelectChoice("", "None")] + [SelectChoice(str(o.id), o.name) for o in orgs]
+    form.organization_id.choices = [SelectChoice("", _('None'))] + [SelectChoice(str(o.id), o.name) for o in orgs]
     if isinstance(form, NewMemberForm):
         available = db.session.scalars(
             select(Plan).where(Plan.is_active.is_(True), Plan.is_organizational.is_(False))
             .order_by(Plan.sort_order, Plan.name)).all()
-        form.plan_id.choices = [SelectChoice("", "No membership yet")] + [
-            SelectChoice(str(p.id), f"{p.name} ({money(p.fee_minor, p.currency) if p.fee_minor else 'free'})")
+        form.plan_id.choices = [SelectChoice("", _('No membership yet'))] + [
+            SelectChoice(str(p.id), _("%(name)s (%(fee)s)", name=p.name, fee=money(p.fee_minor, p.currency) if p.fee_minor else _("free")))
             for p in available]
 
 
@@ -172,7 +179,8 @@ def _check_fields(form: MemberForm, data: dict, *, today: date, member: Member |
     if not form.email.errors and data.get("email"):
         other = member_services.find_by_email(db.session, data["email"])
         if other is not None and (member is None or other.id != member.id):
-            return _duplicate(form, f"{other.full_name} ({other.member_number}) already has this email.",
+            return _duplicate(form, _("%(name)s (%(number)s) already has this email.", name=other.full_name,
+                                           number=other.member_number),
                               other.id)
     return None
 
@@ -203,17 +211,18 @@ def _membership_input(form: NewMemberForm, *, joined_on: date | None, today: dat
         return None, None
     if not form.plan_id.data:
         if form.payment_received.data:
-            _add_error(form.plan_id, "Choose the plan this payment is for.")
+            _add_error(form.plan_id, _("Choose the plan this payment is for."))
         return None, None
     plan = db.session.get(Plan, form.plan_id.data)
     start = form.starts_on.data
     if start is None and not form.starts_on.errors:
-        _add_error(form.starts_on, "Enter the date the membership starts.")
+        _add_error(form.starts_on, _("Enter the date the membership starts."))
     elif start is not None:
         if joined_on is not None and start < joined_on:
-            _add_error(form.starts_on, f"The membership cannot start before the member joined ({joined_on:%d %b %Y}).")
+            _add_error(form.starts_on, _("The membership cannot start before the member joined (%(day)s).",
+                                          day=f"{joined_on:%d %b %Y}"))
         elif start > today + timedelta(days=366):
-            _add_error(form.starts_on, "The membership can start at most a year from today.")
+            _add_error(form.starts_on, _("The membership can start at most a year from today."))
     if not form.payment_received.data:
         return plan, None
     try:
@@ -224,7 +233,7 @@ def _membership_input(form: NewMemberForm, *, joined_on: date | None, today: dat
     if amount is None:
         amount = plan.fee_minor
     try:
-        reference = member_services.clean_text(form.reference.data, field="reference", label="Reference",
+        reference = member_services.clean_text(form.reference.data, field="reference", label=_('Reference'),
                                                max_length=100)
     except DomainError as e:
         _add_error(form.reference, e.message)
@@ -246,7 +255,7 @@ def _already_saved(form: NewMemberForm):
     done = db.session.scalar(select(Payment).where(Payment.idempotency_key == key))
     if done is None or not done.member_id:
         return None
-    flash(f"This form was already saved (receipt {done.receipt_number}); nothing new was created.", "info")
+    flash(_("This form was already saved (receipt %(receipt_number)s); nothing new was created.", receipt_number=done.receipt_number), "info")
     return redirect(url_for("staff.member", member_id=done.member_id))
 
 
@@ -308,19 +317,21 @@ def new_member():
         done = _already_saved(form)
         if done is not None:
             return done
-        form.form_errors.append("Someone saved a conflicting record at the same moment. Nothing was saved; "
-                                "check the member list and try again.")
+        form.form_errors.append(_('Someone saved a conflicting record at the same moment. Nothing was saved; check the member list and try again.'))
         return _render_form(form, duplicate=duplicate, status=409)
 
-    message = f"Created member {member.member_number} {member.full_name}"
+    message = _("Created member %(number)s %(name)s", number=member.member_number, name=member.full_name)
     if term is not None:
-        ends = f"to {term.ends_on:%d %b %Y}" if term.ends_on else "for life"
-        message += f"; {plan.name} from {term.starts_on:%d %b %Y} {ends}"
+        if term.ends_on:
+            message += _("; %(plan)s from %(start)s to %(end)s", plan=plan.name, start=f"{term.starts_on:%d %b %Y}",
+                         end=f"{term.ends_on:%d %b %Y}")
+        else:
+            message += _("; %(plan)s from %(start)s for life", plan=plan.name, start=f"{term.starts_on:%d %b %Y}")
         receipts = [p.receipt_number for p in term.payments]
         if receipts:
-            message += f", receipt {receipts[-1]}"
+            message += _(", receipt %(number)s", number=receipts[-1])
         elif term.awaiting_payment:
-            message += " (waiting for payment)"
+            message += _(" (waiting for payment)")
     flash(message + ".", "success")
     return redirect(url_for("staff.member", member_id=member.id))
 
@@ -351,7 +362,7 @@ def edit_member(member_id: int):
         values = member_services.validate_member(data, region=current_app.config["PHONE_REGION"], today=today,
                                          partial=True)
         changes = member_services.update_member(db.session, member, values, actor=current_user, now=now)
-        changed = [form[name].label.text for name in sorted(changes) if name in form._fields]
+        changed = [str(form[name].label.text) for name in sorted(changes) if name in form._fields]
         if org_id != member.organization_id:
             if member.organization_id:
                 member_services.remove_contact(db.session, member.organization, member, actor=current_user, now=now,
@@ -370,12 +381,12 @@ def edit_member(member_id: int):
         return _render_form(form, member=member, duplicate=duplicate, status=422)
     except IntegrityError:
         db.session.rollback()
-        form.form_errors.append("Someone changed this member at the same moment. Nothing was saved; "
-                                "reload the page and try again.")
+        form.form_errors.append(_('Someone changed this member at the same moment. Nothing was saved; reload the page and try again.'))
         return _render_form(form, member=member, duplicate=duplicate, status=409)
 
     if changed:
-        flash(f"Saved {member.member_number} {member.full_name}: changed {', '.join(changed).lower()}.", "success")
+        flash(_("Saved %(number)s %(name)s: changed %(fields)s.", number=member.member_number, name=member.full_name,
+                fields=", ".join(changed).lower()), "success")
     else:
-        flash(f"No changes to {member.member_number} {member.full_name}.", "info")
+        flash(_("No changes to %(number)s %(name)s.", number=member.member_number, name=member.full_name), "info")
     return redirect(url_for("staff.member", member_id=member.id))

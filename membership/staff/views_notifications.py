@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 
 from flask import Response, abort, flash, redirect, render_template, request, url_for
+from flask_babel import gettext as _, ngettext, lazy_gettext as _l
 from flask_login import current_user
 from sqlalchemy import or_, select
 
@@ -25,8 +26,8 @@ _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 # The HTML of an email, shown on its own page: no scripts, no requests anywhere, a unique origin.
 EMAIL_HTML_CSP = "sandbox; default-src 'none'; style-src 'unsafe-inline'; img-src data:; frame-ancestors 'none'"
 
-STATUS_LABELS = {"queued": "Queued", "sending": "Sending", "sent": "Sent", "failed": "Failed",
-                 "cancelled": "Cancelled"}
+STATUS_LABELS = {"queued": _l('Queued'), "sending": _l('Sending'), "sent": _l('Sent'), "failed": _l('Failed'),
+                 "cancelled": _l('Cancelled')}
 STATUS_COLOURS = {"queued": "info", "sending": "primary", "sent": "success", "failed": "danger",
                   "cancelled": "secondary"}
 
@@ -126,9 +127,13 @@ def outbox_retry(message_id: int):
         db.session.rollback()
         flash(str(e), "error")
     else:
-        where = f"to {new_address}, the member's current address (was {old_address})" if new_address \
-            else f"to {old_address}"
-        flash(f"Queued again: '{message.subject}' {where}. It goes out with the next delivery run.", "success")
+        if new_address:
+            text = _("Queued again: '%(subject)s' to %(new)s, the member's current address (was %(old)s). It goes "
+                     "out with the next delivery run.", subject=message.subject, new=new_address, old=old_address)
+        else:
+            text = _("Queued again: '%(subject)s' to %(old)s. It goes out with the next delivery run.",
+                     subject=message.subject, old=old_address)
+        flash(text, "success")
     return redirect(url_for("staff.outbox_message", message_id=message_id))
 
 
@@ -142,7 +147,7 @@ def outbox_cancel(message_id: int):
         db.session.rollback()
         flash(str(e), "error")
     else:
-        flash(f"Cancelled: '{message.subject}' to {message.to_address} will not be sent.", "success")
+        flash(_("Cancelled: '%(subject)s' to %(to_address)s will not be sent.", subject=message.subject, to_address=message.to_address), "success")
     return redirect(url_for("staff.outbox_message", message_id=message_id))
 
 
@@ -151,8 +156,8 @@ def outbox_retry_failed():
     q = _CONTROL.sub(" ", request.form.get("q") or "").strip()[:200]
     count = outbox.retry_failed(db.session, now=utcnow(), actor=current_user, to_address=q or None)
     db.session.commit()
-    flash(f"Queued again: {count} failed email{'' if count == 1 else 's'}." if count
-          else "There were no failed emails to retry.", "success" if count else "info")
+    flash(ngettext("Queued again: %(num)s failed email.", "Queued again: %(num)s failed emails.", count) if count
+          else _('There were no failed emails to retry.'), "success" if count else "info")
     return redirect(url_for("staff.outbox_list", status="queued" if count else "failed", q=q or None))
 
 
@@ -227,7 +232,8 @@ def email_template(key: str):
                                    True)
         action = request.form.get("action", "preview")
     member = _find_member(form.preview_member.data) if valid else None
-    member_problem = (f"No member has the number or email '{form.preview_member.data}'; the preview uses sample data."
+    member_problem = (_("No member has the number or email '%(lookup)s'; the preview uses sample data.",
+                        lookup=form.preview_member.data)
                       if valid and form.preview_member.data and member is None else None)
     if not valid:
         status = 422
@@ -241,7 +247,7 @@ def email_template(key: str):
             _field_error(form, e)
             status = 422
         else:
-            flash(f"Saved the '{info.name}' template. Emails queued from now on use it.", "success")
+            flash(_("Saved the '%(name)s' template. Emails queued from now on use it.", name=info.name), "success")
             return redirect(url_for("staff.email_template", key=key, member=form.preview_member.data or None))
     else:
         try:
@@ -273,9 +279,9 @@ def email_template_reset(key: str):
     info = _template_info(key)
     if templating.reset_template(db.session, key, actor=current_user, now=utcnow()):
         db.session.commit()
-        flash(f"The '{info.name}' template is back to the shipped default.", "success")
+        flash(_("The '%(name)s' template is back to the shipped default.", name=info.name), "success")
     else:
-        flash(f"The '{info.name}' template already is the shipped default.", "info")
+        flash(_("The '%(name)s' template already is the shipped default.", name=info.name), "info")
     return redirect(url_for("staff.email_template", key=key))
 
 
@@ -285,7 +291,7 @@ def email_template_preview_html(key: str):
     _template_info(key)
     member = _find_member(request.args.get("member", "")[:254])
     try:
-        rendered, _ = _preview(key, templating.current_source(db.session, key), member)
+        rendered, _problems = _preview(key, templating.current_source(db.session, key), member)
     except templating.TemplateProblem as e:
         return render_template("errors/error.html", code=422, message=str(e)), 422
     if not rendered.body_html:

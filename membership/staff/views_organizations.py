@@ -5,6 +5,7 @@ import re
 from datetime import date, datetime, time
 
 from flask import abort, current_app, flash, redirect, render_template, request, url_for
+from flask_babel import gettext as _, ngettext
 from flask_login import current_user
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
@@ -94,7 +95,7 @@ def _save(form: OrganizationForm, org: Organization | None):
         db.session.rollback()
         general = None if _put_error(form, e) else e.message
         return render_template(template, form=form, org=org, general_error=general), e.status_code
-    flash(f"Organisation {saved.name} {'updated' if org else 'created'}.", "success")
+    flash((_("Organisation %(name)s updated.", name=saved.name) if org else _("Organisation %(name)s created.", name=saved.name)), "success")
     return redirect(url_for("staff.organization", org_id=saved.id))
 
 
@@ -167,8 +168,7 @@ def _find_member(lookup: str) -> Member:
     else:
         member = db.session.scalar(select(Member).where(func.upper(Member.member_number) == lookup.upper()))
     if member is None or member.erased_at is not None:
-        raise ValidationError("No member has this email or member number. To add someone new, leave this "
-                              "empty and fill in their names below.", field="lookup")
+        raise ValidationError(_('No member has this email or member number. To add someone new, leave this empty and fill in their names below.'), field="lookup")
     return member
 
 
@@ -180,7 +180,7 @@ def organization_add_contact(org_id: int):
         return _render_org(org, contact_form=form, status=422)
     now, today = utcnow(), local_today()
     try:
-        lookup = members.clean_text(form.lookup.data, field="lookup", label="Email or member number",
+        lookup = members.clean_text(form.lookup.data, field="lookup", label=_('Email or member number'),
                                     max_length=254)
         if lookup:
             member, created = _find_member(lookup), False
@@ -190,21 +190,32 @@ def organization_add_contact(org_id: int):
                 region=current_app.config["PHONE_REGION"], today=today)
             member, created = members.create_member(db.session, data, actor=current_user, now=now), True
         else:
-            raise ValidationError("Enter an existing member's email or member number, or a new member's "
-                                  "first name.", field="lookup")
+            raise ValidationError(_("Enter an existing member's email or member number, or a new member's first name."), field="lookup")
         members.add_contact(db.session, org, member, primary=form.primary.data, actor=current_user, now=now,
                             today=today)
         db.session.commit()
     except DomainError as e:
         db.session.rollback()
         if isinstance(e, DuplicateEmail):
-            e = ValidationError(f"{e.message} Enter this email under Existing member to add them.", field="email")
+            e = ValidationError(_("%(message)s Enter this email under Existing member to add them.", message=e.message), field="email")
         general = None if _put_error(form, e) else e.message
         return _render_org(org, contact_form=form, contact_error=general, status=e.status_code)
-    flash(f"{'New member ' if created else ''}{member.full_name} ({member.member_number}) added as a contact of "
-          f"{org.name}{' and made primary' if member.is_primary_contact else ''}; status: "
-          f"{member.status}.", "success")
+    flash(_contact_added(member, org, created), "success")
     return redirect(url_for("staff.organization", org_id=org.id))
+
+
+def _contact_added(member: Member, org: Organization, created: bool) -> str:
+    """The flash after adding a contact: one whole sentence per case, so each translates as a whole."""
+    values = {"name": member.full_name, "number": member.member_number, "org": org.name, "status": member.status}
+    if created and member.is_primary_contact:
+        return _("New member %(name)s (%(number)s) added as a contact of %(org)s and made primary; "
+                 "status: %(status)s.", **values)
+    if created:
+        return _("New member %(name)s (%(number)s) added as a contact of %(org)s; status: %(status)s.", **values)
+    if member.is_primary_contact:
+        return _("%(name)s (%(number)s) added as a contact of %(org)s and made primary; status: %(status)s.",
+                 **values)
+    return _("%(name)s (%(number)s) added as a contact of %(org)s; status: %(status)s.", **values)
 
 
 def _contact(org: Organization, member_id: int) -> Member:
@@ -224,8 +235,7 @@ def organization_remove_contact(org_id: int, member_id: int):
     except DomainError as e:
         db.session.rollback()
         return _render_org(org, contact_error=e.message, status=e.status_code)
-    flash(f"{member.full_name} is no longer a contact of {org.name}; their own status is now "
-          f"{member.status}.", "success")
+    flash(_("%(full_name)s is no longer a contact of %(name)s; their own status is now %(status)s.", full_name=member.full_name, name=org.name, status=member.status), "success")
     return redirect(url_for("staff.organization", org_id=org.id))
 
 
@@ -241,7 +251,7 @@ def organization_primary_contact(org_id: int, member_id: int):
                      summary=f"{member.full_name} is the primary contact of {org.name}",
                      changes={"primary_contact": [old.member_number if old else None, member.member_number]})
         db.session.commit()
-    flash(f"{member.full_name} is the primary contact of {org.name}.", "success")
+    flash(_("%(full_name)s is the primary contact of %(name)s.", full_name=member.full_name, name=org.name), "success")
     return redirect(url_for("staff.organization", org_id=org.id))
 
 
@@ -257,31 +267,33 @@ def _received_at(day: date | None, now: datetime, today: date) -> datetime:
 
 def _payment_input(form: MembershipForm, fee_minor: int, now: datetime, today: date,
                    *, required: bool) -> plans.PaymentInput | None:
-    amount = catalog.parse_amount(form.amount.data, field="amount", label="Amount", required=False)
+    amount = catalog.parse_amount(form.amount.data, field="amount", label=_('Amount'), required=False)
     if amount is None:
         amount = fee_minor
     if amount == 0:
         if required:
-            raise ValidationError("Enter the amount received.", field="amount")
+            raise ValidationError(_('Enter the amount received.'), field="amount")
         return None
-    reference = members.clean_text(form.reference.data, field="reference", label="Reference", max_length=100)
+    reference = members.clean_text(form.reference.data, field="reference", label=_('Reference'), max_length=100)
     key = (form.idempotency_key.data or "").strip()
     if key and not _TOKEN.fullmatch(key):
-        raise ValidationError("This form is damaged; reload the page and try again.")
+        raise ValidationError(_('This form is damaged; reload the page and try again.'))
     return plans.PaymentInput(amount_minor=amount, method=form.method.data or "", reference=reference,
                               received_at=_received_at(form.received_on.data, now, today),
                               idempotency_key=key or None)
 
 
 def _describe(term: Membership) -> str:
-    ends = f"{term.ends_on:%d %b %Y}" if term.ends_on else "for life"
-    text = f"{term.starts_on:%d %b %Y} to {ends}" if term.ends_on else f"from {term.starts_on:%d %b %Y} for life"
+    if term.ends_on:
+        text = _("%(start)s to %(end)s", start=f"{term.starts_on:%d %b %Y}", end=f"{term.ends_on:%d %b %Y}")
+    else:
+        text = _("from %(start)s for life", start=f"{term.starts_on:%d %b %Y}")
     receipts = ", ".join(p.receipt_number for p in term.payments)
     if receipts:
-        text += f", receipt {receipts}"
+        text += _(", receipt %(number)s", number=receipts)
     if term.awaiting_payment:
         paid = sum(p.amount_minor for p in term.payments)
-        text += f"; waiting for {money(term.fee_minor - paid, term.currency)} more"
+        text += _("; waiting for %(amount)s more", amount=money(term.fee_minor - paid, term.currency))
     return text
 
 
@@ -297,12 +309,12 @@ def organization_membership(org_id: int):
     try:
         plan = db.session.get(Plan, int(form.plan.data)) if (form.plan.data or "").isdigit() else None
         if plan is None:
-            raise ValidationError("Choose a plan.", field="plan")
+            raise ValidationError(_('Choose a plan.'), field="plan")
         payment = _payment_input(form, plan.fee_minor, now, today, required=False)
         if renewing:
             term = db.session.get(Membership, int(form.term_id.data)) if form.term_id.data.isdigit() else None
             if term is None or term.organization_id != org.id:
-                raise Conflict("This term is not one of this organisation's; reload the page.")
+                raise Conflict(_("This term is not one of this organisation's; reload the page."))
             new = plans.renew(db.session, term, today=today, now=now, actor=current_user, plan=plan,
                               payment=payment, source="renewal")
         else:
@@ -316,12 +328,18 @@ def organization_membership(org_id: int):
     except IntegrityError:
         # The same form posted twice at the same moment: the unique keys let one through.
         db.session.rollback()
-        return _render_org(org, membership_error="This form was already submitted; see the history below.",
+        return _render_org(org, membership_error=_('This form was already submitted; see the history below.'),
                            status=409)
-    verb = "Renewed" if renewing else "Joined"
-    flash(f"{verb}: {org.name} on {plan.name}, {_describe(new)}. Its {len(org.contacts)} contact"
-          f"{'' if len(org.contacts) == 1 else 's'} follow{'s' if len(org.contacts) == 1 else ''} "
-          f"this membership.", "success")
+    values = {"org": org.name, "plan": plan.name, "term": _describe(new)}
+    if renewing:
+        text = ngettext("Renewed: %(org)s on %(plan)s, %(term)s. Its %(num)s contact follows this membership.",
+                        "Renewed: %(org)s on %(plan)s, %(term)s. Its %(num)s contacts follow this membership.",
+                        len(org.contacts), **values)
+    else:
+        text = ngettext("Joined: %(org)s on %(plan)s, %(term)s. Its %(num)s contact follows this membership.",
+                        "Joined: %(org)s on %(plan)s, %(term)s. Its %(num)s contacts follow this membership.",
+                        len(org.contacts), **values)
+    flash(text, "success")
     return redirect(url_for("staff.organization", org_id=org.id))
 
 
@@ -343,7 +361,7 @@ def organization_pay_term(org_id: int, term_id: int):
     now, today = utcnow(), local_today()
     try:
         if not term.awaiting_payment:
-            raise Conflict("This term is already paid.")
+            raise Conflict(_('This term is already paid.'))
         due = term.fee_minor - sum(p.amount_minor for p in term.payments)
         payment = _payment_input(form, max(due, 0), now, today, required=True)
         row = plans.pay_term(db.session, term, payment, today=today, now=now, actor=current_user)
@@ -354,9 +372,8 @@ def organization_pay_term(org_id: int, term_id: int):
         return _render_org(org, membership_form=form, membership_error=general, status=e.status_code)
     except IntegrityError:
         db.session.rollback()
-        return _render_org(org, membership_error="This payment was already recorded.", status=409)
-    flash(f"Payment {row.receipt_number} of {money(row.amount_minor, row.currency)} recorded for {org.name}; "
-          f"status: {org.status}.", "success")
+        return _render_org(org, membership_error=_('This payment was already recorded.'), status=409)
+    flash(_("Payment %(receipt_number)s of %(amount_minor)s recorded for %(name)s; status: %(status)s.", receipt_number=row.receipt_number, amount_minor=money(row.amount_minor, row.currency), name=org.name, status=org.status), "success")
     return redirect(url_for("staff.organization", org_id=org.id))
 
 
@@ -370,5 +387,5 @@ def organization_approve_term(org_id: int, term_id: int):
     except DomainError as e:
         db.session.rollback()
         return _render_org(org, membership_error=e.message, status=e.status_code)
-    flash(f"Application of {org.name} approved; status: {org.status}.", "success")
+    flash(_("Application of %(name)s approved; status: %(status)s.", name=org.name, status=org.status), "success")
     return redirect(url_for("staff.organization", org_id=org.id))

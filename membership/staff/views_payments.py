@@ -5,6 +5,7 @@ from dataclasses import dataclass, field
 from datetime import date, timedelta
 
 from flask import current_app, render_template, request
+from flask_babel import gettext as _
 from sqlalchemy import func, or_, select
 from sqlalchemy.orm import joinedload
 
@@ -35,12 +36,12 @@ class PaymentFilter:
         f = cls()
         q = (args.get("q") or "").strip()[:100]
         if any(ord(c) < 32 or ord(c) == 127 for c in q):
-            f.errors["q"] = "The search contained characters that are not allowed; they were ignored."
+            f.errors["q"] = _('The search contained characters that are not allowed; they were ignored.')
             q = "".join(c for c in q if ord(c) >= 32 and ord(c) != 127)
         f.q = q
         method = args.get("method") or ""
         if method and method not in PAYMENT_METHODS:
-            f.errors["method"] = "Not a payment method."
+            f.errors["method"] = _('Not a payment method.')
         else:
             f.method = method
         for name, label in (("received_from", "Received from"), ("received_to", "Received to")):
@@ -52,15 +53,15 @@ class PaymentFilter:
                         raise ValueError
                     setattr(f, name, value)
                 except ValueError:
-                    f.errors[name] = f"{label}: use a date like 2026-01-31."
+                    f.errors[name] = _("%(label)s: use a date like 2026-01-31.", label=label)
         if f.received_from and f.received_to and f.received_from > f.received_to:
-            f.errors["received_to"] = "Received to is before received from; the dates were swapped."
+            f.errors["received_to"] = _('Received to is before received from; the dates were swapped.')
             f.received_from, f.received_to = f.received_to, f.received_from
         raw_member = args.get("member_id")
         if raw_member:
             f.member_id = to_id(raw_member)
             if f.member_id is None:
-                f.errors["member_id"] = "Not a member."
+                f.errors["member_id"] = _('Not a member.')
         return f
 
     def as_args(self) -> dict[str, str]:
@@ -101,7 +102,7 @@ def payments():
                        error_out=False, count=False)
     totals = db.session.execute(select(Payment.currency, func.count(), func.sum(Payment.amount_minor))
                                 .where(*where).group_by(Payment.currency).order_by(Payment.currency)).all()
-    page.total = sum(n for _, n, _ in totals)
+    page.total = sum(n for _currency, n, _amount in totals)
     member = db.session.get(Member, f.member_id) if f.member_id else None
     return render_template("staff/payments/list.html", page=page, f=f, args=f.as_args(), totals=totals,
                            count=page.total, member=member, methods=METHOD_LABELS)

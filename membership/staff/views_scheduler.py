@@ -4,6 +4,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from flask import current_app, render_template, request
+from flask_babel import gettext as _, ngettext
 from sqlalchemy import func, select
 
 from membership.core.time import utcnow
@@ -76,9 +77,9 @@ def run_counts(counts: dict | None) -> str:
         return ""
     if set(counts) == {"idle_runs"}:
         n = counts["idle_runs"]
-        return "nothing to do" + (f" · {n} runs" if n != 1 else "")
+        return _("nothing to do") + (" · " + ngettext("%(num)s run", "%(num)s runs", n) if n != 1 else "")
     parts = [f"{str(k).replace('_', ' ')} {v}" for k, v in counts.items() if v not in (0, None, "", False)]
-    return " · ".join(parts) if parts else "nothing to do"
+    return " · ".join(parts) if parts else _("nothing to do")
 
 
 @bp.app_template_filter("duration")
