@@ -54,6 +54,8 @@ def create_app(test_config: dict | None = None) -> Flask:
     app.register_blueprint(signup_bp)
     from membership.events.views import bp as events_bp
     app.register_blueprint(events_bp)
+    from membership import api
+    api.init_app(app)
 
     from membership import cli
 

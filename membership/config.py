@@ -42,6 +42,7 @@ _ENV = {
     "JOIN_LIMIT_PER_ADDRESS": ("JOIN_LIMIT_PER_ADDRESS", "10 per hour", str),
     "EMAIL_LINK_LIMIT": ("EMAIL_LINK_LIMIT", "5 per hour", str),
     "IMPORT_MAX_BYTES": ("IMPORT_MAX_BYTES", 20 * 1024 * 1024, int),
+    "API_RATE_LIMIT": ("API_RATE_LIMIT", "300 per minute", str),  # per API token (Flask-Limiter syntax)
     # Behind a reverse proxy that sets X-Forwarded-For/-Proto (one hop).
     "PROXY_FIX": ("PROXY_FIX", False, lambda v: v.lower() in {"1", "true", "yes"}),
 }

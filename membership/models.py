@@ -9,3 +9,4 @@ from membership.support.models import HelpMessage, HelpRequest  # noqa: F401
 from membership.privacy.models import ClosureRequest  # noqa: F401
 from membership.events.models import Event, EventFeedback, EventRegistration  # noqa: F401
 from membership.engagement.models import ChurnModel, CurrentScore, MemberScore, RiskAlert, Segment, Setting  # noqa: F401
+from membership.api.models import ApiToken  # noqa: F401

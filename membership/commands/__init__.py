@@ -4,5 +4,6 @@ from membership.commands.demo import demo, serve
 from membership.commands.engagement import churn_group, history_group
 from membership.commands.members import members_group
 from membership.commands.scheduler import scheduler_group
+from membership.api.cli import api_group
 
-COMMANDS = [create_admin, demo, serve, members_group, scheduler_group, history_group, churn_group]
+COMMANDS = [create_admin, demo, serve, members_group, scheduler_group, history_group, churn_group, api_group]

@@ -16,6 +16,7 @@ ACTIVITY_KINDS = {
     "logged_in", "profile_updated", "interaction",
     "event_registered", "event_attended", "event_no_show", "event_cancelled", "feedback_given",
     "help_request", "email_opened", "email_clicked",
+    "website_visit", "external_contact",  # recorded by other systems through the API
 }
 
 
