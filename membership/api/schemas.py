@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import date, datetime, timezone
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, WithJsonSchema
 
 from membership.members.models import INTERACTION_CHANNELS, MEMBER_STATUSES
 
@@ -42,9 +42,16 @@ def _day(value: date) -> date:
     return value
 
 
+# The documented schema says what the validators check (years 1900 to 2999, a zone offset), so a
+# client generating requests from the document sends nothing it would refuse.
+YEARS = r"^(19|2[0-9])[0-9]{2}-"
 Text = Annotated[str, AfterValidator(_no_control)]
-Moment = Annotated[AwareDatetime, AfterValidator(_moment)]
-Day = Annotated[date, AfterValidator(_day)]
+Moment = Annotated[AwareDatetime, AfterValidator(_moment),
+                   WithJsonSchema({"type": "string", "format": "date-time",
+                                   "pattern": YEARS + r".*(Z|z|[+-][0-9]{2}:[0-9]{2})$",
+                                   "description": "ISO 8601 with a zone (Z or +06:00), years 1900 to 2999"})]
+Day = Annotated[date, AfterValidator(_day),
+                WithJsonSchema({"type": "string", "format": "date", "pattern": YEARS})]
 Id = Annotated[int, Field(ge=1, le=MAX_ID)]
 
 
@@ -78,8 +85,8 @@ class Links(BaseModel):
 
 class Page(Strict):
     limit: int = Field(DEFAULT_LIMIT, ge=1, le=MAX_LIMIT, description="items per page")
-    cursor: Annotated[str, Field(max_length=40, pattern=r"^[A-Za-z0-9_-]+$",
-                                 description="from links.next of the previous page")] | None = None
+    after: int = Field(0, ge=0, le=MAX_ID, description="the id of the last item of the previous page (links.next "
+                                                       "sets it): items come in id order, so a sync can resume")
 
 
 class MemberQuery(Page):
