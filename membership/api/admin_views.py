@@ -6,6 +6,7 @@ from flask_babel import gettext as _, lazy_gettext as _l
 from flask_login import current_user
 from flask_wtf import FlaskForm
 from wtforms import DateField, SelectMultipleField, StringField
+from wtforms.fields.choices import SelectChoice
 from wtforms.validators import DataRequired, Length, Optional
 from wtforms.widgets import CheckboxInput, ListWidget
 
@@ -23,8 +24,9 @@ bp.before_request(require_roles("admin"))
 class TokenForm(FlaskForm):
     name = StringField(_l("Name (what uses it)"), validators=[DataRequired(message=_l("Name is required.")),
                                                                 Length(max=100)])
-    scopes = SelectMultipleField(_l("Scopes"), choices=[("read", _l("read: see members, terms, payments, events, activities")),
-                                                        ("write", _l("write: create and update members, record activities and registrations"))],
+    scopes = SelectMultipleField(_l("Scopes"), choices=[
+        SelectChoice("read", _l("read: see members, terms, payments, events, activities")),
+        SelectChoice("write", _l("write: create and update members, record activities and registrations"))],
                                  default=["read"], option_widget=CheckboxInput(), widget=ListWidget(prefix_label=False))
     expires_on = DateField(_l("Expires on (optional)"), validators=[Optional()])
 
