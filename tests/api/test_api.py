@@ -379,3 +379,4 @@ def test_docs_page_is_self_hosted(client):
     html = r.get_data(as_text=True)
     assert "/api/v1/members" in html and "MemberCreate" in html
     assert not re.search(r"""(src|href)=["']https?://""", html)  # no CDN
+    assert "style=" not in html and "<script>" not in html  # nothing the CSP would block
