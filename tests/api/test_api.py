@@ -380,3 +380,15 @@ def test_docs_page_is_self_hosted(client):
     assert "/api/v1/members" in html and "MemberCreate" in html
     assert not re.search(r"""(src|href)=["']https?://""", html)  # no CDN
     assert "style=" not in html and "<script>" not in html  # nothing the CSP would block
+
+
+def test_staff_see_touchpoints_recorded_through_the_api(client, rw, api_data, staff_user):
+    from tests.conftest import login
+
+    a = api_data["members"][0]
+    at = (datetime.now(timezone.utc) - timedelta(hours=2)).replace(microsecond=0).isoformat()
+    assert client.post("/api/v1/activities", headers=rw, json={
+        "member_id": a.id, "kind": "website_visit", "occurred_at": at}).status_code == 201
+    login(client, staff_user)
+    page = client.get(f"/staff/members/{a.id}/activity").get_data(as_text=True)
+    assert "Visited the website" in page
