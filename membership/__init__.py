@@ -59,6 +59,8 @@ def create_app(test_config: dict | None = None) -> Flask:
     init_surveys(app)
     from membership.referrals.views import init_app as init_referrals
     init_referrals(app)
+    from membership import api
+    api.init_app(app)
 
     from membership import cli
 

@@ -55,6 +55,7 @@ _ENV = {
     "IMPORT_MAX_BYTES": ("IMPORT_MAX_BYTES", 20 * 1024 * 1024, int),
     # Campaign emails handed to the mail server per minute (the outbox spreads a campaign out).
     "CAMPAIGN_RATE_PER_MINUTE": ("CAMPAIGN_RATE_PER_MINUTE", 300, int),
+    "API_RATE_LIMIT": ("API_RATE_LIMIT", "300 per minute", str),  # per API token (Flask-Limiter syntax)
     # Behind a reverse proxy that sets X-Forwarded-For/-Proto (one hop).
     "PROXY_FIX": ("PROXY_FIX", False, lambda v: v.lower() in {"1", "true", "yes"}),
     # Operations (membership.ops): "text" or "json" log lines (with the request id either way).

@@ -14,3 +14,4 @@ from membership.engagement.models import ChurnOutcome  # noqa: F401
 from membership.campaigns.models import Campaign, CampaignVersion  # noqa: F401
 from membership.surveys.models import Survey, SurveyAnswer, SurveyFollowUp, SurveyQuestion, SurveyResponse  # noqa: F401
 from membership.referrals.models import ReferralReward  # noqa: F401
+from membership.api.models import ApiToken  # noqa: F401

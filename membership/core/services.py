@@ -17,6 +17,7 @@ ACTIVITY_KINDS = {
     "event_registered", "event_attended", "event_no_show", "event_cancelled", "feedback_given",
     "help_request", "email_opened", "email_clicked",
     "survey_answered",
+    "website_visit", "external_contact",  # recorded by other systems through the API
 }
 
 

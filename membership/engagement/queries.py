@@ -32,6 +32,7 @@ KIND_LABELS = {
     "event_cancelled": "Cancelled an event registration", "feedback_given": "Gave feedback",
     "help_request": "Help request", "email_opened": "Opened an email", "email_clicked": "Clicked a link in an email",
     "survey_answered": "Answered a survey",
+    "website_visit": "Visited the website", "external_contact": "Contact logged in another system",  # through the API
 }
 TREND_DAYS = 90
 DAYS_CHOICES = (30, 60, 90)

@@ -19,6 +19,7 @@ DEFAULT_WEIGHTS: dict[str, float] = {
     "event_attended": 10, "renewed": 8, "interaction": 6, "feedback_given": 5, "joined": 5,
     "event_registered": 4, "email_clicked": 3, "payment": 3, "help_request": 2, "profile_updated": 2,
     "email_opened": 1, "logged_in": 1, "survey_answered": 4,
+    "external_contact": 6, "website_visit": 1,  # through the API: a call or meeting logged elsewhere; a visit
     "event_cancelled": 0, "event_no_show": 0, "status_changed": 0, "lapsed": 0, "cancelled": 0,
 }
 DEFAULT_HALF_LIFE_DAYS = 90
