@@ -32,6 +32,7 @@ def test_staff_compose_preview_test_and_send_a_campaign(page, live_server, staff
     page.get_by_role("button", name="Sign in").click()
     page.wait_for_url(re.compile(r"/staff/"))
 
+    page.get_by_role("button", name="Emails").click()
     page.get_by_role("link", name="Campaigns").first.click()
     page.wait_for_url(re.compile(r"/staff/campaigns$"))
     page.get_by_role("link", name="New campaign").first.click()
