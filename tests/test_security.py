@@ -233,7 +233,8 @@ class TestWithCsrf:
                 continue
             # runs streamed responses to the end too; binary answers (the email open pixel) are fine
             body = response.get_data().decode("utf-8", "replace")
-            if response.status_code >= 500:
+            # /healthz says 503 by design here: no scheduler process beats in the tests
+            if response.status_code >= 500 and not (rule.endpoint == "ops.healthz" and response.status_code == 503):
                 failures.append((url, response.status_code, "server error"))
                 continue
             if response.status_code != 200 or not response.mimetype == "text/html":

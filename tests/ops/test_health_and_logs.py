@@ -87,15 +87,20 @@ def test_healthz_needs_no_login_sets_no_cookie_and_is_not_rate_limited(db_url, t
     app = create_app({"SQLALCHEMY_DATABASE_URI": db_url, "SECRET_KEY": "x", "INSTANCE_PATH": str(tmp_path),
                       "RATELIMIT_ENABLED": True, "RATELIMIT_DEFAULT": "3 per minute",
                       "HEALTH_SCHEDULER_MAX_AGE": 0})
-    client = app.test_client()
-    for _ in range(10):
-        response = client.get("/healthz")
-        assert response.status_code == 200 and response.get_json()["status"] == "ok"
-        assert "Set-Cookie" not in response.headers
-    assert response.headers["Cache-Control"] == "no-store"
-    assert [client.get("/login").status_code for _ in range(5)][-1] == 429  # the limit is real
-    with app.app_context():
-        db.engine.dispose()
+    from membership.extensions import limiter
+    try:
+        client = app.test_client()
+        for _ in range(10):
+            response = client.get("/healthz")
+            assert response.status_code == 200 and response.get_json()["status"] == "ok"
+            assert "Set-Cookie" not in response.headers
+        assert response.headers["Cache-Control"] == "no-store"
+        assert [client.get("/login").status_code for _ in range(5)][-1] == 429  # the limit is real
+    finally:
+        # the limiter is one object for every app of the process: take the default limit away again
+        limiter.limit_manager.set_default_limits([])
+        with app.app_context():
+            db.engine.dispose()
 
 
 def test_request_id_is_echoed_or_made(client):
