@@ -224,3 +224,17 @@ def test_staff_zip_upload_uses_the_plans_here(staff_client, make_plan, app):
     assert staff_client.post(f"/staff/import/{token}/confirm").status_code == 302
     assert db.session.scalar(select(func.count()).select_from(Plan)) == 1  # no GOLD
     assert db.session.scalar(select(func.count()).select_from(Member)) == 1
+
+
+def test_dry_run_of_a_zip_writes_no_plan(app, runner, tmp_path, make_plan, make_member, make_term, fixed_clock):
+    plan = make_plan(code="GOLD", grace_days=10, fee_minor=0)
+    make_term(make_member(first_name="Ada", email="ada@example.org"), plan, starts_on=date(2026, 1, 1), today=TODAY)
+    db.session.commit()
+    path = tmp_path / "move.zip"
+    assert runner.invoke(args=["members", "export", str(path)]).exit_code == 0
+    _empty_database()
+    result = runner.invoke(args=["members", "import", str(path), "--dry-run"])
+    assert result.exit_code == 0, result.output
+    assert "Plans: 1 new" in result.output and "Would import 1 rows: 1 new" in result.output
+    assert db.session.scalar(select(func.count()).select_from(Plan)) == 0
+    assert db.session.scalar(select(func.count()).select_from(Member)) == 0
