@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any, Iterable, Sequence
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from membership.engagement import scoring
@@ -189,13 +189,20 @@ def labelled_terms(session: Session, *, today: date, zone, half_life_days: float
     the features are computed per scoring day, in batches (the day is not rounded: a term ending
     on the 28th is scored lead_days before the 28th)."""
     m = Membership
-    candidates = session.execute(
-        select(m.id, m.member_id, m.starts_on, m.ends_on, m.grace_days, Member.joined_on)
-        .join(Member, Member.id == m.member_id)
-        .where(m.member_id.is_not(None), m.ends_on.is_not(None), m.cancelled_on.is_(None),
-               m.awaiting_payment.is_(False), Member.erased_at.is_(None),
-               m.ends_on < today)  # grace is checked below
-        .order_by(m.ends_on.desc(), m.id.desc()).limit(limit * 2)).all()  # most qualify: bounded memory
+    conditions = (m.member_id.is_not(None), m.ends_on.is_not(None), m.cancelled_on.is_(None),
+                  m.awaiting_payment.is_(False), Member.erased_at.is_(None),
+                  m.ends_on < today)  # grace is checked below
+    total = session.scalar(select(func.count()).select_from(m).join(Member, Member.id == m.member_id)
+                           .where(*conditions)) or 0
+    # a large association has more past terms than `limit`: take every k-th (by id) over the whole
+    # history rather than the latest few months only, so that a time-based hold-out has older
+    # outcomes to learn from
+    step = max(1, math.ceil(total * 1.05 / limit)) if limit else 1
+    stmt = (select(m.id, m.member_id, m.starts_on, m.ends_on, m.grace_days, Member.joined_on)
+            .join(Member, Member.id == m.member_id).where(*conditions))
+    if step > 1:
+        stmt = stmt.where(m.id % step == 0)
+    candidates = session.execute(stmt.order_by(m.ends_on.desc(), m.id.desc()).limit(limit * 2)).all()
     chosen = []
     for row in candidates:
         if row.ends_on + timedelta(days=(row.grace_days or 0) + 1) >= today:
