@@ -521,12 +521,16 @@ def _tracked(session: Session, kind: str, campaign_id: int):
     emails lie between the campaign's lowest and highest outbox id (one job run queued them,
     mostly one after the other), and saying so lets the database read just those activities
     through ix_activity_source, whatever join it picks (without it PostgreSQL hashed all of a
-    kind's activities: 540 ms instead of 10 at a million)."""
-    low, high = session.execute(select(func.min(OutboxMessage.id), func.max(OutboxMessage.id))
-                                .where(_messages(campaign_id))).one()
+    kind's activities: 540 ms instead of 20 at a million). SQLite walks the campaign's emails
+    and probes the activities already, and would move the range onto the outbox table's rowid
+    (reading the wide rows instead of the covering index), so it gets the plain join."""
     stmt = (select(Activity).join(OutboxMessage, and_(Activity.source_type == "outboxmessage",
                                                       Activity.source_id == OutboxMessage.id))
             .where(_messages(campaign_id), Activity.kind == kind))
+    if session.get_bind().dialect.name != "postgresql":
+        return stmt
+    low, high = session.execute(select(func.min(OutboxMessage.id), func.max(OutboxMessage.id))
+                                .where(_messages(campaign_id))).one()
     if low is not None:
         stmt = stmt.where(Activity.source_type == "outboxmessage", Activity.source_id.between(low, high))
     return stmt
