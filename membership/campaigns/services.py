@@ -516,10 +516,24 @@ def _messages(campaign_id: int):
     return (OutboxMessage.source_type == SOURCE_TYPE) & (OutboxMessage.source_id == campaign_id)
 
 
-def _tracked(kind: str, campaign_id: int):
-    return (select(Activity).join(OutboxMessage, and_(Activity.source_type == "outboxmessage",
+def _tracked(session: Session, kind: str, campaign_id: int):
+    """SELECT of the `kind` activities recorded against the campaign's emails. The ids of those
+    emails lie between the campaign's lowest and highest outbox id (one job run queued them,
+    mostly one after the other), and saying so lets the database read just those activities
+    through ix_activity_source, whatever join it picks (without it PostgreSQL hashed all of a
+    kind's activities: 540 ms instead of 20 at a million). SQLite walks the campaign's emails
+    and probes the activities already, and would move the range onto the outbox table's rowid
+    (reading the wide rows instead of the covering index), so it gets the plain join."""
+    stmt = (select(Activity).join(OutboxMessage, and_(Activity.source_type == "outboxmessage",
                                                       Activity.source_id == OutboxMessage.id))
             .where(_messages(campaign_id), Activity.kind == kind))
+    if session.get_bind().dialect.name != "postgresql":
+        return stmt
+    low, high = session.execute(select(func.min(OutboxMessage.id), func.max(OutboxMessage.id))
+                                .where(_messages(campaign_id))).one()
+    if low is not None:
+        stmt = stmt.where(Activity.source_type == "outboxmessage", Activity.source_id.between(low, high))
+    return stmt
 
 
 def report(session: Session, campaign: Campaign) -> dict[str, Any]:
@@ -535,10 +549,10 @@ def report(session: Session, campaign: Campaign) -> dict[str, Any]:
     figures["bounced"] = session.scalar(select(func.count()).select_from(OutboxMessage).join(
         Member, Member.id == OutboxMessage.member_id).where(
         _messages(campaign.id), OutboxMessage.status == "failed", Member.email_bouncing.is_(True))) or 0
-    figures["opened"] = session.scalar(_tracked(_OPENED, campaign.id).with_only_columns(func.count())) or 0
+    figures["opened"] = session.scalar(_tracked(session, _OPENED, campaign.id).with_only_columns(func.count())) or 0
     # the clicks themselves (one row per member and link: far fewer than the emails), counted here:
     # one pass over the campaign's emails instead of one for the members and one for the links
-    clicks = session.execute(_tracked(_CLICKED, campaign.id).with_only_columns(
+    clicks = session.execute(_tracked(session, _CLICKED, campaign.id).with_only_columns(
         Activity.source_id, Activity.detail["url"].as_string())).all()
     figures["clicked"] = len({message_id for message_id, _ in clicks})
     per_link: dict[str, set[int]] = {}
@@ -592,14 +606,10 @@ def count_list_figures(session: Session, campaign_ids: Iterable[int]) -> dict[in
         out[cid]["total"] += n
         if status in ("sent", "failed"):
             out[cid][status] += n
-    for kind, key, counted in ((_OPENED, "opened", func.count()),
-                               (_CLICKED, "clicked", func.count(func.distinct(Activity.source_id)))):
-        stmt = (select(m.source_id, counted).select_from(Activity)
-                .join(m, and_(Activity.source_type == "outboxmessage", Activity.source_id == m.id))
-                .where(m.source_type == SOURCE_TYPE, m.source_id.in_(ids), Activity.kind == kind)
-                .group_by(m.source_id))
-        for cid, n in session.execute(stmt):
-            out[cid][key] = n
+    for cid in ids:  # a campaign at a time, each through its own id range (see _tracked)
+        out[cid]["opened"] = session.scalar(_tracked(session, _OPENED, cid).with_only_columns(func.count())) or 0
+        out[cid]["clicked"] = session.scalar(_tracked(session, _CLICKED, cid).with_only_columns(
+            func.count(func.distinct(Activity.source_id)))) or 0
     for cid, n in session.execute(select(Activity.source_id, func.count()).where(
             Activity.source_type == SOURCE_TYPE, Activity.source_id.in_(ids), Activity.kind == "profile_updated")
             .group_by(Activity.source_id)):
@@ -623,7 +633,8 @@ def figure_members(session: Session, campaign: Campaign, figure: str, url: str |
         ids = (select(OutboxMessage.member_id).join(Member, Member.id == OutboxMessage.member_id)
                .where(_messages(campaign.id), OutboxMessage.status == "failed", Member.email_bouncing.is_(True)))
     elif figure in ("opened", "clicked"):
-        ids = _tracked(_OPENED if figure == "opened" else _CLICKED, campaign.id).with_only_columns(Activity.member_id)
+        ids = _tracked(session, _OPENED if figure == "opened" else _CLICKED, campaign.id).with_only_columns(
+            Activity.member_id)
         if figure == "clicked" and url:
             ids = ids.where(Activity.detail["url"].as_string() == url)
     elif figure == "unsubscribed":

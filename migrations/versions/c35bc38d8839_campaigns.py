@@ -57,7 +57,8 @@ def upgrade():
         batch_op.create_index('ix_activity_source', ['source_type', 'source_id', 'kind'], unique=False)
 
     with op.batch_alter_table('outbox_message', schema=None) as batch_op:
-        batch_op.create_index('ix_outbox_message_source', ['source_type', 'source_id', 'status'], unique=False)
+        batch_op.create_index('ix_outbox_message_source', ['source_type', 'source_id', 'status', 'id', 'member_id'],
+                              unique=False)
 
     # ### end Alembic commands ###
 
