@@ -33,6 +33,8 @@ class Survey(db.Model):
     # local dates, both inclusive; closes_on None: open until staff close it
     opens_on: Mapped[date] = mapped_column(Date)
     closes_on: Mapped[date | None] = mapped_column(Date)
+    # invitations queued so far (kept here: counting them in the outbox would scan it)
+    invited: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     created_by_id: Mapped[int | None] = mapped_column(ForeignKey("user.id", ondelete="SET NULL"))
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)

@@ -16,7 +16,7 @@ from flask import current_app
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from itsdangerous import BadSignature, URLSafeTimedSerializer
-from sqlalchemy import Text, case, cast, func, select
+from sqlalchemy import Text, case, cast, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, joinedload
 
@@ -296,11 +296,21 @@ def invite(session: Session, survey: Survey, member: Member, *, now: datetime, c
            about: str = ""):
     """Queue one invitation (exactly once per survey, member and context: the outbox dedupe key)."""
     from membership.notifications import outbox
-    return outbox.enqueue(session, template_key="survey_invitation", now=now, member=member, source=survey,
-                          dedupe_key=_invitation_key(survey, member.id, context_key),
-                          context={"survey_title": survey.title, "survey_about": about,
-                                   "survey_link": survey_link(survey, member, context_key),
-                                   "survey_closes": _close_words(survey)})
+    message = outbox.enqueue(session, template_key="survey_invitation", now=now, member=member, source=survey,
+                             dedupe_key=_invitation_key(survey, member.id, context_key),
+                             context={"survey_title": survey.title, "survey_about": about,
+                                      "survey_link": survey_link(survey, member, context_key),
+                                      "survey_closes": _close_words(survey)})
+    if message is not None:
+        _count_invited(session, survey, 1)
+    return message
+
+
+def _count_invited(session: Session, survey: Survey, n: int) -> None:
+    if n:
+        session.execute(update(Survey).where(Survey.id == survey.id).values(invited=Survey.invited + n)
+                        .execution_options(synchronize_session=False))
+        session.expire(survey, ["invited"])
 
 
 def audience_query(session: Session, *, segment_id: int | None):
@@ -344,6 +354,7 @@ def send_invitations(session: Session, survey: Survey, *, segment_id: int | None
             if values is not None:
                 rows.append(values)
         queued += len(outbox.enqueue_many(session, rows))
+    _count_invited(session, survey, queued)
     record_audit(session, actor=actor, action="survey.invite", entity=survey, now=now,
                  summary=f"Sent invitations to the survey {survey.title!r}: {queued} queued",
                  changes={"segment_id": segment_id, "queued": queued})
@@ -351,10 +362,7 @@ def send_invitations(session: Session, survey: Survey, *, segment_id: int | None
 
 
 def invited_count(session: Session, survey: Survey) -> int:
-    from membership.notifications.models import OutboxMessage
-    return session.scalar(select(func.count()).select_from(OutboxMessage).where(
-        OutboxMessage.source_type == "survey", OutboxMessage.source_id == survey.id,
-        OutboxMessage.template_key == "survey_invitation")) or 0
+    return survey.invited or 0
 
 
 def on_help_request_resolved(session: Session, request, *, now: datetime) -> int:
@@ -870,7 +878,6 @@ def member_answers(session: Session, member_id: int) -> list[dict[str, Any]]:
 def redact_member_answers(session: Session, member_id: int) -> int:
     """Erasure: the member's free-text answers and the staff notes of their follow-ups are cleared;
     scores and choices stay, so the survey's figures do not change. Returns the answers cleared."""
-    from sqlalchemy import update
     texts = select(SurveyQuestion.id).where(SurveyQuestion.kind == "text")
     mine = select(SurveyResponse.id).where(SurveyResponse.member_id == member_id)
     cleared = session.execute(

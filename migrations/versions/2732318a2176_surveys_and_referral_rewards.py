@@ -31,6 +31,7 @@ def upgrade():
     sa.Column('in_portal', sa.Boolean(), nullable=False),
     sa.Column('opens_on', sa.Date(), nullable=False),
     sa.Column('closes_on', sa.Date(), nullable=True),
+    sa.Column('invited', sa.Integer(), server_default='0', nullable=False),
     sa.Column('created_at', membership.core.types.UTCDateTime(timezone=True), nullable=False),
     sa.Column('created_by_id', sa.Integer(), nullable=True),
     sa.Column('updated_at', membership.core.types.UTCDateTime(timezone=True), nullable=False),

@@ -72,6 +72,8 @@ def test_invitations_are_queued_once_per_member_and_skip_members_without_an_addr
         assert staff_client.post(f"/staff/surveys/{survey.id}/invite", data={"audience": "current"}).status_code == 302
     assert sorted(m.to_address for m in invitations()) == ["one@example.org", "two@example.org"]
     assert len({m.dedupe_key for m in invitations()}) == 2
+    db.session.expire_all()
+    assert sv.invited_count(db.session, db.session.get(type(survey), survey.id)) == 2
 
 
 def test_invitations_of_a_draft_or_an_unknown_segment_are_refused_with_a_message(staff_client, current_member):
