@@ -1,6 +1,7 @@
 """`flask members import|export`: the member CSV from the command line (any size, with progress)."""
 from __future__ import annotations
 
+from flask_babel import gettext as _
 import csv
 import sys
 from pathlib import Path
@@ -82,8 +83,9 @@ def import_command(file: Path, dry_run: bool, on_match: str, create_plans: bool,
             db.session.commit()
     except (DomainError, SQLAlchemyError) as e:
         db.session.rollback()
-        reason = e.message if isinstance(e, DomainError) else f"the database refused a row ({e.__class__.__name__})"
-        raise click.ClickException(f"Nothing was imported: {reason}.")
+        reason = e.message if isinstance(e, DomainError) else _("the database refused a row (%(error)s)",
+                                                                error=e.__class__.__name__)
+        raise click.ClickException(_("Nothing was imported: %(reason)s.", reason=reason))
     finally:
         if report_file:
             report_file.close()
@@ -124,4 +126,4 @@ def export_command(file: str, status: tuple[str, ...], search: str, bom: bool):
         if file != "-":
             out.close()
     if file != "-":
-        click.echo(f"Exported {total:,} members to {file}.", err=True)
+        click.echo(_("Exported %(count)s members to %(file)s.", count=f"{total:,}", file=file), err=True)
