@@ -126,4 +126,4 @@ def export_command(file: str, status: tuple[str, ...], search: str, bom: bool):
         if file != "-":
             out.close()
     if file != "-":
-        click.echo(_("Exported %(count)s members to %(file)s.", count=f"{total:,}", file=file), err=True)
+        click.echo(_("Exported %(count)s members to %(file)s.", count=format(total, ","), file=file), err=True)

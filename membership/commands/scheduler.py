@@ -69,7 +69,7 @@ def run_job_command(name, as_of, force):
     outcome = run_job(name, now=now, force=force)
     zone = ZoneInfo(current_app.config["TIMEZONE"])
     when = outcome.as_of.astimezone(zone).strftime("%Y-%m-%d %H:%M %Z")
-    day = _(" for %(day)s", day=f"{outcome.run_for:%Y-%m-%d}") if outcome.run_for else ""
+    day = _(" for %(day)s", day=outcome.run_for.isoformat()) if outcome.run_for else ""
     if outcome.status == "busy":
         click.echo(_("%(job)s: not run, %(note)s", job=name, note=outcome.note), err=True)
         sys.exit(3)
