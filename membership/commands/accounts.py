@@ -1,3 +1,4 @@
+from flask_babel import gettext as _
 import click
 from flask.cli import with_appcontext
 
@@ -23,4 +24,4 @@ def create_admin(email: str, name: str, password: str) -> None:
     except DomainError as e:
         db.session.rollback()
         raise click.ClickException(str(e))
-    click.echo(f"Admin {user.email} created.")
+    click.echo(_("Admin %(email)s created.", email=user.email))

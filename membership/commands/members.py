@@ -1,6 +1,7 @@
 """`flask members import|export`: the member CSV from the command line (any size, with progress)."""
 from __future__ import annotations
 
+from flask_babel import gettext as _
 import csv
 import sys
 from pathlib import Path
@@ -115,8 +116,9 @@ def _import(files: transfer.MoveFiles, filename: str, *, dry_run: bool, on_match
             db.session.commit()
     except (DomainError, SQLAlchemyError) as e:
         db.session.rollback()
-        reason = e.message if isinstance(e, DomainError) else f"the database refused a row ({e.__class__.__name__})"
-        raise click.ClickException(f"Nothing was imported: {reason}.")
+        reason = e.message if isinstance(e, DomainError) else _("the database refused a row (%(error)s)",
+                                                                error=e.__class__.__name__)
+        raise click.ClickException(_("Nothing was imported: %(reason)s.", reason=reason))
     except click.ClickException:
         db.session.rollback()
         raise
@@ -181,5 +183,5 @@ def export_command(file: str, plans_path: Path | None, status: tuple[str, ...], 
             out.close()
     if file != "-":
         where = f"{file} (plans.csv and members.csv)" if folder or as_zip else file
-        click.echo(f"Exported {total:,} members to {where}." + (f" Plans: {plans_path}." if plans_path else ""),
-                   err=True)
+        click.echo(_("Exported %(count)s members to %(file)s.", count=format(total, ","), file=where)
+                   + (f" Plans: {plans_path}." if plans_path else ""), err=True)

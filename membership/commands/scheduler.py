@@ -1,6 +1,7 @@
 """`flask --app wsgi scheduler ...`: run the scheduler process, list its jobs, run one job once."""
 from __future__ import annotations
 
+from flask_babel import gettext as _
 import sys
 from zoneinfo import ZoneInfo
 
@@ -71,17 +72,19 @@ def run_job_command(name, as_of, force):
     outcome = run_job(name, now=now, force=force)
     zone = ZoneInfo(current_app.config["TIMEZONE"])
     when = outcome.as_of.astimezone(zone).strftime("%Y-%m-%d %H:%M %Z")
-    day = f" for {outcome.run_for:%Y-%m-%d}" if outcome.run_for else ""
+    day = _(" for %(day)s", day=outcome.run_for.isoformat()) if outcome.run_for else ""
     if outcome.status == "busy":
-        click.echo(f"{name}: not run, {outcome.note}", err=True)
+        click.echo(_("%(job)s: not run, %(note)s", job=name, note=outcome.note), err=True)
         sys.exit(3)
     if outcome.status == "skipped":
-        click.echo(f"{name} as of {when}: nothing to do, {outcome.note} (use --force to run anyway)")
+        click.echo(_("%(job)s as of %(when)s: nothing to do, %(note)s (use --force to run anyway)", job=name, when=when,
+                     note=outcome.note))
         return
     if outcome.status == "error":
-        click.echo(f"{name} as of {when}{day}: FAILED: {outcome.error}", err=True)
+        click.echo(_("%(job)s as of %(when)s%(day)s: FAILED: %(error)s", job=name, when=when, day=day,
+                     error=outcome.error), err=True)
         sys.exit(1)
-    click.echo(f"{name} as of {when}{day}: done (run {outcome.run_id})")
+    click.echo(_("%(job)s as of %(when)s%(day)s: done (run %(run)s)", job=name, when=when, day=day, run=outcome.run_id))
     if outcome.counts:
         width = max(len(str(k)) for k in outcome.counts)
         for key, value in outcome.counts.items():
