@@ -507,7 +507,7 @@ class Period:
     @classmethod
     def from_args(cls, args, today: date) -> "Period":
         period = cls(starts_on=clock.add_months(today, -12) + timedelta(days=1), ends_on=today)
-        for name, attr, label in (("from", "starts_on", "From"), ("to", "ends_on", "To")):
+        for name, attr, label in (("from", "starts_on", _("From")), ("to", "ends_on", _("To"))):
             raw = (args.get(name) or "").strip()
             if not raw:
                 continue

@@ -303,8 +303,8 @@ def import_confirm(token):
         db.session.rollback()
         os.replace(claimed, meta_path)
         current_app.logger.warning("member import %s failed: %s", meta["filename"], e)
-        reason = e.message if isinstance(e, DomainError) else "the database refused a row (it may have " \
-                                                             "changed since the preview)"
+        reason = e.message if isinstance(e, DomainError) else _("the database refused a row (it may have "
+                                                                "changed since the preview)")
         flash(_("Nothing was imported: %(reason)s. Check the file again and retry.", reason=reason), "error")
         return redirect(url_for("staff.import_preview", token=token))
     _discard(data_path, claimed, _plans_path(data_path))

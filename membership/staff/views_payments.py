@@ -44,7 +44,7 @@ class PaymentFilter:
             f.errors["method"] = _('Not a payment method.')
         else:
             f.method = method
-        for name, label in (("received_from", "Received from"), ("received_to", "Received to")):
+        for name, label in (("received_from", _("Received from")), ("received_to", _("Received to"))):
             raw = (args.get(name) or "").strip()
             if raw:
                 try:

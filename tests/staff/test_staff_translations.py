@@ -203,8 +203,13 @@ def test_the_staff_home_and_member_list_in_bengali(fresh_translations, client, a
     assert "Filter members" in english
 
 
-def test_a_flash_message_and_a_form_error_in_bengali(fresh_translations, client, admin_user):
+def test_a_flash_message_and_a_form_error_in_bengali(fresh_translations, client, admin_user, make_member):
     login(client, admin_user)
+    member = make_member()
+    response = client.post(f"/staff/members/{member.id}/tags", data={"tag": "স্বেচ্ছাসেবক"}, headers=BN,
+                           follow_redirects=True)
+    assert "ট্যাগ “স্বেচ্ছাসেবক” যোগ হয়েছে।" in response.get_data(as_text=True)  # Tag “…” added.
+
     response = client.post("/staff/members/new", data={"first_name": "", "joined_on": "31/01/2026"},
                            headers=BN)
     page = response.get_data(as_text=True)
