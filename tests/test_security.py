@@ -213,6 +213,12 @@ class TestWithCsrf:
             url = build_url(app, rule, world["ids"])
             response = admin.post(url, data={"reason": "x", "status": "active", "name": "X", "role": "staff"})
             page = response.get_data(as_text=True)
+            if rule.endpoint.startswith("api."):
+                # the JSON API takes no CSRF token because it takes no cookies: a signed-in browser's
+                # POST is refused for want of a bearer token (tests/api)
+                if response.status_code != 401 or response.mimetype != "application/json":
+                    wrong.append((url, response.status_code))
+                continue
             if response.status_code != 400 or CSRF_MESSAGE not in page or "<html" not in page:
                 wrong.append((url, response.status_code))
         assert wrong == []

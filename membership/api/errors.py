@@ -11,7 +11,7 @@ CODES = {
     401: ("unauthorized", "Send a valid API token in the Authorization header: Bearer <token>."),
     403: ("forbidden", "This token's scopes do not allow this operation."),
     404: ("not_found", "There is nothing at this address."),
-    405: ("method_not_allowed", "This method is not allowed here."),
+    405: ("method_not_allowed", "This action is not allowed here."),
     409: ("conflict", "This conflicts with the current state of the record."),
     413: ("payload_too_large", "The request body is too large."),
     415: ("unsupported_media_type", "Send the body as application/json."),
