@@ -164,10 +164,6 @@ def fill(app, *, members: int, tagged: int, recipients: int, events: int, seed: 
                                         f"(SELECT max(id) FROM {table}))"))
         accounts.create_user(db.session, email=LOGIN[0], name="Benchmark", role="staff", password=LOGIN[1],
                              actor=None, now=NOW)
-        # the list figures the send-campaigns job stored when it queued each earlier campaign
-        for campaign_id, figures in services.count_list_figures(db.session, [c.id for c in old]).items():
-            db.session.execute(update(Campaign).where(Campaign.id == campaign_id)
-                               .values(figures=figures, figures_at=NOW - timedelta(minutes=5)))
         db.session.commit()
         if db.engine.dialect.name == "postgresql":
             with db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as c:
@@ -175,6 +171,11 @@ def fill(app, *, members: int, tagged: int, recipients: int, events: int, seed: 
         else:
             db.session.execute(text("ANALYZE"))
             db.session.commit()
+        # the list figures the send-campaigns job stored when it queued each earlier campaign
+        for campaign_id, figures in services.count_list_figures(db.session, [c.id for c in old]).items():
+            db.session.execute(update(Campaign).where(Campaign.id == campaign_id)
+                               .values(figures=figures, figures_at=NOW - timedelta(minutes=5)))
+        db.session.commit()
         return segment.id
 
 
