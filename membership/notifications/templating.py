@@ -675,8 +675,8 @@ def duration_words(text: str) -> str:
         return text
     n = int(m.group(1))
     if m.group(2).startswith("hour"):
-        return ngettext("%(num)s hour", "%(num)s hours", n)
-    return ngettext("%(num)s day", "%(num)s days", n)
+        return formats.digits(ngettext("%(num)s hour", "%(num)s hours", n))
+    return formats.digits(ngettext("%(num)s day", "%(num)s days", n))
 
 
 def sample_context(key: str, *, now: datetime, member=None) -> dict[str, Any]:

@@ -67,7 +67,7 @@ def test_a_visitor_who_picks_bengali_joins_confirms_and_reads_the_portal_in_beng
 
     message, text = eml_for(app, "confirm_email", "nusrat@example.org")
     assert message["Subject"] == "Test Association-এ যোগ দিতে আপনার ইমেইল নিশ্চিত করুন"
-    assert "প্রিয় Nusrat," in text and "অনুগ্রহ করে 3 দিন-এর মধ্যে এই লিংকটি খুলে" in text
+    assert "প্রিয় Nusrat," in text and "অনুগ্রহ করে ৩ দিন-এর মধ্যে এই লিংকটি খুলে" in text
     assert "এই ইমেইল ঠিকানা দিয়ে Test Association-এ যোগ দেওয়ার অনুরোধ এসেছে" in text  # the footer's reason
     assert "Dear" not in text and "Please confirm" not in text
     html = message.get_body(preferencelist=("html",)).get_content()
