@@ -147,7 +147,7 @@ def app(db_url, tmp_path, app_config, monkeypatch):
         # The test keeps one app context open, so `g` outlives requests: drop what Flask-Login and
         # Flask-WTF cache there, as a real server's fresh context per request would.
         from flask import g
-        for name in ("_login_user", "csrf_token", "csrf_valid"):
+        for name in ("_login_user", "csrf_token", "csrf_valid", "_flask_babel"):
             g.pop(name, None)
 
     with app.app_context():

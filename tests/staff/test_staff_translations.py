@@ -20,7 +20,10 @@ from tests.conftest import login
 from tests.test_security import build_url, routes, world  # noqa: F401 - world is a fixture
 
 ROOT = Path(__file__).resolve().parents[2]
-PO = ROOT / "membership" / "translations" / "parts" / "staff.po"
+# The shipped Bengali catalogue: staff.po and the other branches' parts merged by `flask i18n update`
+# (strings of the staff pages also come from the campaign, survey, API and import parts).
+PO = ROOT / "membership" / "translations" / "bn" / "LC_MESSAGES" / "messages.po"
+PART = ROOT / "membership" / "translations" / "parts" / "staff.po"
 METHOD_MAP = [
     ("membership/staff/**.py", "python"),
     ("membership/admin/**.py", "python"),
@@ -60,11 +63,12 @@ def stray_percent(text: str) -> bool:
 
 
 def test_the_part_is_a_bengali_catalogue():
-    cat = catalogue()
+    with PART.open("rb") as f:
+        cat = read_po(f, locale="bn")
     assert str(cat.locale) == "bn"
     assert cat.num_plurals == 2 and cat.plural_expr == "(n != 1)"
     assert cat.charset == "utf-8" and not cat.fuzzy
-    header = PO.read_text(encoding="utf-8")
+    header = PART.read_text(encoding="utf-8")
     assert "charset=utf-8" in header and "Language: bn" in header and "Plural-Forms: nplurals=2; plural=(n != 1);" in header
 
 
@@ -105,7 +109,8 @@ def test_translations_keep_placeholders_and_tags():
         wanted = placeholders(ids[-1]) | placeholders(ids[0])  # the plural may add %(num)s
         english_tags = Counter(TAG.findall(" ".join(ids)))
         for text in strings:
-            if set(placeholders(text)) != set(wanted):
+            # a plural's first form may leave out the count, as the English singular does
+            if set(placeholders(text)) not in (set(wanted), set(placeholders(ids[0]))):
                 wrong.append(("placeholders", ids[0], text))
             if stray_percent(text) and not stray_percent(ids[0]):
                 wrong.append(("stray %", ids[0], text))
