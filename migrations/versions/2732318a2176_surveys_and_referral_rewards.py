@@ -2,7 +2,7 @@
 referral rewards; an index on member.referred_by_id (who referred whom)
 
 Revision ID: 2732318a2176
-Revises: b92adc62b363
+Revises: c35bc38d8839
 Create Date: 2026-12-04 18:39:49.907999
 
 """
@@ -14,7 +14,7 @@ import membership.core.types
 
 # revision identifiers, used by Alembic.
 revision = '2732318a2176'
-down_revision = 'b92adc62b363'
+down_revision = 'c35bc38d8839'
 branch_labels = None
 depends_on = None
 

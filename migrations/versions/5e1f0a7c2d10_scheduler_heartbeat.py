@@ -1,7 +1,7 @@
 """scheduler heartbeat (for /healthz)
 
 Revision ID: 5e1f0a7c2d10
-Revises: b92adc62b363
+Revises: 2732318a2176
 Create Date: 2026-12-04 18:50:00
 
 """
@@ -13,7 +13,7 @@ import membership.core.types
 
 # revision identifiers, used by Alembic.
 revision = '5e1f0a7c2d10'
-down_revision = 'b92adc62b363'
+down_revision = '2732318a2176'
 branch_labels = None
 depends_on = None
 

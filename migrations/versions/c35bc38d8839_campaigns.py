@@ -1,7 +1,7 @@
 """campaigns: campaign and campaign_version, and indexes on the sources of outbox messages and activities
 
 Revision ID: c35bc38d8839
-Revises: b92adc62b363
+Revises: c4e1a9d27f10
 Create Date: 2026-12-04 18:38:04.927085
 
 """
@@ -13,7 +13,7 @@ import membership.core.types
 
 # revision identifiers, used by Alembic.
 revision = 'c35bc38d8839'
-down_revision = 'b92adc62b363'
+down_revision = 'c4e1a9d27f10'
 branch_labels = None
 depends_on = None
 

@@ -1,7 +1,7 @@
 """churn outcomes given by the history import (issue 10)
 
 Revision ID: c4e1a9d27f10
-Revises: b92adc62b363
+Revises: c4e1b0a7d9f2
 Create Date: 2026-12-04 18:50:00
 
 """
@@ -13,7 +13,7 @@ import membership.core.types
 
 # revision identifiers, used by Alembic.
 revision = 'c4e1a9d27f10'
-down_revision = 'b92adc62b363'
+down_revision = 'c4e1b0a7d9f2'
 branch_labels = None
 depends_on = None
 

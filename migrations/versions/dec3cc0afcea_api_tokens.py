@@ -1,7 +1,7 @@
 """api tokens
 
 Revision ID: dec3cc0afcea
-Revises: b92adc62b363
+Revises: 5e1f0a7c2d10
 Create Date: 2026-12-04 18:48:23.344655
 
 """
@@ -13,7 +13,7 @@ import membership.core.types
 
 # revision identifiers, used by Alembic.
 revision = 'dec3cc0afcea'
-down_revision = 'b92adc62b363'
+down_revision = '5e1f0a7c2d10'
 branch_labels = None
 depends_on = None
 
