@@ -85,8 +85,11 @@ def test_gunicorn_workers_serve_with_request_ids_and_their_own_address(gunicorn)
     from concurrent.futures import ThreadPoolExecutor
 
     pids = set()
-    with ThreadPoolExecutor(8) as pool:  # requests in parallel, so that both (sync) workers answer
-        for _ in range(20):
+    # requests in parallel, so that both (sync) workers answer; on a busy machine the second worker
+    # can still be importing the app for a while, so keep asking (up to a minute) until it answers
+    deadline = time.monotonic() + 60
+    with ThreadPoolExecutor(8) as pool:
+        while time.monotonic() < deadline:
             for probe in pool.map(lambda _: json.loads(_get(f"http://127.0.0.1:{port}/_probe")[2]), range(8)):
                 # each worker makes links on the bound port, and will not start a scheduler
                 assert probe["base_url"] == f"http://127.0.0.1:{port}" and probe["source"] == "server"
@@ -94,6 +97,7 @@ def test_gunicorn_workers_serve_with_request_ids_and_their_own_address(gunicorn)
                 pids.add(probe["pid"])
             if len(pids) == 2:
                 break
+            time.sleep(0.2)
     assert len(pids) == 2 and proc.pid not in pids  # two worker processes, not the master
     proc.terminate()
     proc.wait(timeout=20)
