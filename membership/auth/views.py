@@ -14,6 +14,7 @@ from membership.accounts.models import User
 from membership.auth import bp
 from membership.auth.forms import ChangePasswordForm, LoginForm, SetPasswordForm
 from membership.signup import services as signup
+from membership.core import i18n
 from membership.core.errors import DomainError
 from membership.core.time import utcnow
 from membership.extensions import db, limiter
@@ -61,9 +62,15 @@ def login():
         if user is None:
             form.password.errors.append(_("The email or password is not right."))
             return render_template("auth/login.html", form=form), 401
-        # A fresh session at sign-in: nothing from before (a planted session id) carries over.
+        # A fresh session at sign-in: nothing from before (a planted session id) carries over,
+        # except the language the visitor just chose with the switch, which becomes their login's.
+        chosen = i18n.clean_language(session.get(i18n.SESSION_KEY))
         session.clear()
         now = utcnow()
+        if chosen is not None:
+            session[i18n.SESSION_KEY] = chosen
+            if user.language != chosen:
+                i18n.set_language(db.session, user, chosen, now=now)
         user.last_login_at = now
         if user.member_id:
             from membership.core.time import tz

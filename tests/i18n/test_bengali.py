@@ -171,6 +171,17 @@ def test_the_switch_comes_back_to_the_page_and_is_kept_on_the_account(app, clien
     assert "My payments" in text_of(client.get("/my/payments"))
 
 
+def test_a_language_chosen_before_signing_in_is_kept_by_the_sign_in(app, client, make_user):
+    staff = make_user("staff", email="rahim@example.org", name="Rahim")
+    assert staff.language is None
+    client.post("/language", data={"language": "bn", "next": "/login"})
+    assert "সাইন ইন" in text_of(client.get("/login"))
+    login(client, staff)
+    assert "হোম" in text_of(client.get("/staff/"))  # the staff home in Bengali, not English again
+    db.session.expire_all()
+    assert db.session.get(User, staff.id).language == "bn"
+
+
 def test_visitors_get_accept_language_then_the_default(app, client):
     assert 'lang="en"' in text_of(client.get("/login"))
     page = text_of(client.get("/login", headers={"Accept-Language": "bn-BD,bn;q=0.9,en;q=0.5"}))
