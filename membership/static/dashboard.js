@@ -7,6 +7,9 @@
   var source = document.getElementById("dashboard-data");
   if (!source || !source.dataset.charts || typeof window.Chart === "undefined") { return; }
   var data = JSON.parse(source.dataset.charts);
+  // The legends in the page's language (the page puts its translated words in data-labels).
+  var words = JSON.parse(source.dataset.labels || "{}");
+  function word(key, english) { return words[key] || english; }
   var colors = {active: "#198754", grace: "#ffc107", former: "#6c757d", renewed: "#0d6efd",
                 lapsed: "#dc3545", high: "#dc3545", medium: "#fd7e14", low: "#20c997", bands: "#0d6efd"};
 
@@ -37,9 +40,9 @@
   draw("chart-status", {
     type: "line",
     data: {labels: data.months, datasets: [
-      {label: "Active", data: data.status.active, borderColor: colors.active, backgroundColor: colors.active, fill: false, tension: 0.2},
-      {label: "In grace", data: data.status.grace, borderColor: colors.grace, backgroundColor: colors.grace, fill: false, tension: 0.2},
-      {label: "Lapsed or cancelled", data: data.status.former, borderColor: colors.former, backgroundColor: colors.former, fill: false, tension: 0.2}
+      {label: word("active", "Active"), data: data.status.active, borderColor: colors.active, backgroundColor: colors.active, fill: false, tension: 0.2},
+      {label: word("grace", "In grace"), data: data.status.grace, borderColor: colors.grace, backgroundColor: colors.grace, fill: false, tension: 0.2},
+      {label: word("former", "Lapsed or cancelled"), data: data.status.former, borderColor: colors.former, backgroundColor: colors.former, fill: false, tension: 0.2}
     ]},
     options: {interaction: {mode: "nearest", intersect: false}, scales: {y: {beginAtZero: true, ticks: {precision: 0}}}}
   }, links.status);
@@ -47,8 +50,8 @@
   draw("chart-renewals", {
     type: "bar",
     data: {labels: data.months, datasets: [
-      {label: "Renewed", data: data.renewed, backgroundColor: colors.renewed},
-      {label: "Lapsed", data: data.lapsed, backgroundColor: colors.lapsed}
+      {label: word("renewed", "Renewed"), data: data.renewed, backgroundColor: colors.renewed},
+      {label: word("lapsed", "Lapsed"), data: data.lapsed, backgroundColor: colors.lapsed}
     ]},
     options: {interaction: {mode: "nearest", intersect: true}, scales: {y: {beginAtZero: true, ticks: {precision: 0}}}}
   }, links.renewals);
@@ -56,7 +59,7 @@
   draw("chart-engagement", {
     type: "bar",
     data: {labels: data.engagement.labels, datasets: [
-      {label: "Members", data: data.engagement.counts, backgroundColor: colors.bands}
+      {label: word("members", "Members"), data: data.engagement.counts, backgroundColor: colors.bands}
     ]},
     options: {plugins: {legend: {display: false}}, scales: {y: {beginAtZero: true, ticks: {precision: 0}}}}
   }, links.engagement);
@@ -64,9 +67,9 @@
   draw("chart-risk", {
     type: "bar",
     data: {labels: data.risk.plans, datasets: [
-      {label: "High", data: data.risk.high, backgroundColor: colors.high},
-      {label: "Medium", data: data.risk.medium, backgroundColor: colors.medium},
-      {label: "Low", data: data.risk.low, backgroundColor: colors.low}
+      {label: word("high", "High"), data: data.risk.high, backgroundColor: colors.high},
+      {label: word("medium", "Medium"), data: data.risk.medium, backgroundColor: colors.medium},
+      {label: word("low", "Low"), data: data.risk.low, backgroundColor: colors.low}
     ]},
     options: {indexAxis: "y", scales: {x: {stacked: true, beginAtZero: true, ticks: {precision: 0}}, y: {stacked: true}}}
   }, links.risk);

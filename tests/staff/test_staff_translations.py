@@ -195,6 +195,12 @@ def test_the_staff_home_and_member_list_in_bengali(fresh_translations, client, a
     for text in ("মূল পরিসংখ্যান", "সদস্য খুঁজুন", "সাম্প্রতিক পেমেন্ট", "অবস্থা অনুযায়ী সদস্য", "সাইন আউট"):
         assert text in page, text
     assert "Key figures" not in page and "Recent payments" not in page
+    # the charts' legends come in the page's language too (dashboard.js reads them from data-labels)
+    import html
+    import json
+    import re
+    labels = json.loads(html.unescape(re.search(r"data-labels='([^']*)'", page).group(1)))
+    assert labels["grace"] == "গ্রেস পিরিয়ডে" and labels["renewed"] != "Renewed" and labels["active"] != "Active"
 
     listing = client.get("/staff/members", headers=BN)
     page = listing.get_data(as_text=True)
