@@ -218,7 +218,7 @@ TEMPLATES: dict[str, TemplateInfo] = {t.key: t for t in (
         "campaign", "Campaign (starting text)",
         "The text a new email campaign starts from (Staff > Campaigns); each campaign keeps its own "
         "subject and body, per language.", "marketing",
-        "you are a member of {{ association_name }}."),
+        N_("you are a member of {{ association_name }}.")),
     TemplateInfo(
         "help_reply", "Reply to a help request", "When staff reply to a member's help request.", "service",
         N_("you asked {{ association_name }} for help (request #{{ request_number }})."),
@@ -272,7 +272,7 @@ TEMPLATES: dict[str, TemplateInfo] = {t.key: t for t in (
         "survey_invitation", "Survey invitation",
         "When staff send a survey to members, after an event a survey is attached to, or when a help request "
         "is resolved.", "service",
-        "you are a member of {{ association_name }}, and we ask members what they think.",
+        N_("you are a member of {{ association_name }}, and we ask members what they think."),
         (("survey_title", "The survey's title"), ("survey_link", "The personal link to answer (no sign-in)"),
          ("survey_closes", "The last day to answer (may be empty)"),
          ("survey_about", "What it is about: an event's title or a help request's subject (may be empty)")),

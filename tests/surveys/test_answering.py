@@ -76,6 +76,18 @@ def test_invitations_are_queued_once_per_member_and_skip_members_without_an_addr
     assert sv.invited_count(db.session, db.session.get(type(survey), survey.id)) == 2
 
 
+def test_the_invitation_is_written_in_each_members_own_language(staff_client, survey, current_member):
+    current_member(first_name="Rina", email="rina@example.org", language="bn")
+    current_member(first_name="Sam", email="sam@example.org", language="en")
+    assert staff_client.post(f"/staff/surveys/{survey.id}/invite", data={"audience": "current"}).status_code == 302
+    bengali, english = invitations("rina@example.org")[0], invitations("sam@example.org")[0]
+    assert "প্রিয় Rina " in bengali.body_text and "আমরা সদস্যদের মতামত জানতে চাই" in bengali.body_text and "সাইন ইন করতেও হবে না" in bengali.body_text
+    assert "আপনার মতামত জানান" in bengali.subject and "জরিপের উত্তর দিন" in bengali.body_html
+    assert "/surveys/r/" in bengali.body_text  # the same signed link, whatever the language
+    assert "Dear Sam " in english.body_text and "tell us what you think" in english.subject
+    assert "প্রিয়" not in english.body_text
+
+
 def test_invitations_of_a_draft_or_an_unknown_segment_are_refused_with_a_message(staff_client, current_member):
     current_member()
     draft = build([("nps", "Recommend?", True, None)], publish=False)
