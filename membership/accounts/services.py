@@ -64,13 +64,15 @@ def _is_sequence_or_repeat(text: str) -> bool:
 def password_problem(password: str, *, email: str = "", name: str = "") -> str | None:
     """Why `password` is not acceptable, or None: at least 10 characters, not a common password
     (nor one dressed up with digits, symbols or look-alike letters), not a keyboard run or a
-    repetition, and not built from the user's own email or name."""
+    repetition, and not built from the user's own email or name. In the language of the request."""
+    from flask_babel import gettext as _
+
     if len(password) < MIN_PASSWORD_LENGTH:
-        return f"Use at least {MIN_PASSWORD_LENGTH} characters."
+        return _("Use at least %(count)s characters.", count=MIN_PASSWORD_LENGTH)
     if len(password) > 256:
-        return "Use at most 256 characters."
+        return _("Use at most %(count)s characters.", count=256)
     folded = unicodedata.normalize("NFC", password).casefold()
-    too_common = "This password is too common; choose one that is harder to guess."
+    too_common = _("This password is too common; choose one that is harder to guess.")
     if len(set(folded)) < 4:
         return too_common
     common = _common_passwords()
@@ -79,13 +81,13 @@ def password_problem(password: str, *, email: str = "", name: str = "") -> str |
             return too_common
     local = normalize_email(email).split("@")[0]
     if local and len(local) >= 4 and local in folded:
-        return "The password must not contain your email address."
+        return _("The password must not contain your email address.")
     names = [part for part in re.split(r"\W+", unicodedata.normalize("NFC", name or "").casefold()) if part]
     joined = re.sub(r"[\s\-_.]+", "", folded)
     for part in names + (["".join(names)] if len(names) > 1 else []):
         # The name plus a few characters ("Rahman2026!") is guessed first by anyone who knows you.
         if len(part) >= 4 and part in joined and len(joined.replace(part, "", 1)) < 6:
-            return "The password must not be your name with a few characters added."
+            return _("The password must not be your name with a few characters added.")
     return None
 
 

@@ -59,6 +59,11 @@ def test_a_visitor_who_picks_bengali_joins_confirms_and_reads_the_portal_in_beng
     assert "আপনার পরিচয়" in form  # and the emails' language is preset to the page's:
     assert re.search(r'<input[^>]*checked[^>]*value="bn"|<input[^>]*value="bn"[^>]*checked', form)
 
+    # a weak password is refused in Bengali, and nothing is written
+    weak = client.post(f"/join/{plan.id}", data=application(language="bn", password="short", confirm="short"))
+    assert weak.status_code in (200, 422) and "কমপক্ষে" in text_of(weak) and "Use at least" not in text_of(weak)
+    assert db.session.scalar(select(Member).where(Member.email_normalized == "nusrat@example.org")) is None
+
     joined = client.post(f"/join/{plan.id}", data=application(language="bn"))
     assert joined.status_code == 302
     assert "আপনার ইমেইল দেখুন" in text_of(client.get("/join/check-email"))
