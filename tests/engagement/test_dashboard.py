@@ -478,7 +478,7 @@ def test_no_inline_script_and_chart_data_is_escaped_json(staff_client, make_memb
     assert ' style="' not in page and "<style" not in page
     assert '/static/vendor/chartjs/chart.umd.min.js' in page and '/static/dashboard.js' in page
     assert "<script>alert(1)" not in page
-    raw = re.search(r"<div id=\"dashboard-data\" hidden data-charts='([^']*)'></div>", page).group(1)
+    raw = re.search(r"<div id=\"dashboard-data\" hidden data-charts='([^']*)' data-labels='[^']*'></div>", page).group(1)
     assert "<" not in raw and "&" not in raw
     data = json.loads(html.unescape(raw))
     assert data["risk"]["plans"] == ["</script><script>alert(1)</script>"] and data["risk"]["high"] == [1]
