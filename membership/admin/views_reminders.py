@@ -12,6 +12,7 @@ from wtforms import BooleanField, DateField, SelectField, StringField
 from wtforms.fields.choices import SelectChoice
 from wtforms.widgets import NumberInput
 
+from membership.core import formats
 from membership.admin import bp
 from membership.core.errors import DomainError, ValidationError
 from membership.core.time import local_today, utcnow
@@ -127,7 +128,7 @@ def reminder_rule_new():
     except DomainError as e:
         db.session.rollback()
         return _render(form, None, keys, _show_error(form, e, keys), status=422)
-    flash(_("Reminder rule '%(name)s' added: %(offset_days)s, template %(template_key)s, from %(effective_from)s.", name=rule.name, offset_days=reminders.describe_offset(rule.offset_days), template_key=rule.template_key, effective_from=f'{rule.effective_from:%d %b %Y}'), "success")
+    flash(_("Reminder rule '%(name)s' added: %(offset_days)s, template %(template_key)s, from %(effective_from)s.", name=rule.name, offset_days=reminders.describe_offset(rule.offset_days), template_key=rule.template_key, effective_from=formats.strftime(rule.effective_from, "%d %b %Y")), "success")
     return redirect(url_for("admin.reminder_rules"))
 
 
@@ -172,7 +173,7 @@ def _set_active(rule_id: int, active: bool):
     name, effective = rule.name, rule.effective_from
     db.session.commit()
     if active:
-        flash(_("Reminder rule '%(name)s' is active again, from %(effective)s (days it missed while inactive are not sent).", name=name, effective=f'{effective:%d %b %Y}'), "success")
+        flash(_("Reminder rule '%(name)s' is active again, from %(effective)s (days it missed while inactive are not sent).", name=name, effective=formats.strftime(effective, "%d %b %Y")), "success")
     else:
         flash(_("Reminder rule '%(name)s' deactivated: it sends nothing until you reactivate it.", name=name), "success")
     return redirect(url_for("admin.reminder_rules"))

@@ -12,6 +12,7 @@ from sqlalchemy.exc import IntegrityError
 from werkzeug.datastructures import MultiDict
 from wtforms.fields.choices import SelectChoice
 
+from membership.core import formats
 from membership.core.errors import DomainError, DuplicateEmail
 from membership.core.time import local_today, utcnow
 from membership.extensions import db
@@ -32,7 +33,7 @@ _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 def count_label(n: int) -> str:
     """'1 member', '1,234 members'."""
-    return ngettext("%(count)s member", "%(count)s members", n, count=f"{n:,}")
+    return ngettext("%(count)s member", "%(count)s members", n, count=formats.number(n))
 
 
 def parse_member_filter(args) -> MemberFilter:
@@ -220,7 +221,7 @@ def _membership_input(form: NewMemberForm, *, joined_on: date | None, today: dat
     elif start is not None:
         if joined_on is not None and start < joined_on:
             _add_error(form.starts_on, _("The membership cannot start before the member joined (%(day)s).",
-                                          day=f"{joined_on:%d %b %Y}"))
+                                          day=formats.strftime(joined_on, "%d %b %Y")))
         elif start > today + timedelta(days=366):
             _add_error(form.starts_on, _("The membership can start at most a year from today."))
     if not form.payment_received.data:
@@ -323,10 +324,10 @@ def new_member():
     message = _("Created member %(number)s %(name)s", number=member.member_number, name=member.full_name)
     if term is not None:
         if term.ends_on:
-            message += _("; %(plan)s from %(start)s to %(end)s", plan=plan.name, start=f"{term.starts_on:%d %b %Y}",
-                         end=f"{term.ends_on:%d %b %Y}")
+            message += _("; %(plan)s from %(start)s to %(end)s", plan=plan.name, start=formats.strftime(term.starts_on, "%d %b %Y"),
+                         end=formats.strftime(term.ends_on, "%d %b %Y"))
         else:
-            message += _("; %(plan)s from %(start)s for life", plan=plan.name, start=f"{term.starts_on:%d %b %Y}")
+            message += _("; %(plan)s from %(start)s for life", plan=plan.name, start=formats.strftime(term.starts_on, "%d %b %Y"))
         receipts = [p.receipt_number for p in term.payments]
         if receipts:
             message += _(", receipt %(number)s", number=receipts[-1])

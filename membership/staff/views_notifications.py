@@ -10,6 +10,7 @@ from flask_login import current_user
 from sqlalchemy import or_, select
 
 from membership.core.errors import DomainError
+from membership.core.i18n import LANGUAGE_NAMES, LANGUAGES, default_language
 from membership.core.time import utcnow
 from membership.extensions import db
 from membership.members.models import Member
@@ -248,6 +249,10 @@ def email_template(key: str):
             status = 422
         else:
             flash(_("Saved the '%(name)s' template. Emails queued from now on use it.", name=info.name), "success")
+            missing = _languages_without_own_version(key)
+            if missing:
+                flash(_("People who read %(languages)s get this version too until their own is written "
+                        "(the links above the form).", languages=", ".join(missing)), "warning")
             return redirect(url_for("staff.email_template", key=key, member=form.preview_member.data or None))
     else:
         try:
@@ -265,7 +270,17 @@ def email_template(key: str):
                            row=templating.custom_row(db.session, key), is_custom=current.is_custom, preview=preview,
                            preview_error=preview_error, member=member,
                            placeholders=templating.COMMON_PLACEHOLDERS + info.placeholders,
-                           can_edit=current_user.is_admin, editing=request.method == "POST"), status
+                           can_edit=current_user.is_admin, editing=request.method == "POST",
+                           falls_back=_languages_without_own_version(key)), status
+
+
+def _languages_without_own_version(key: str) -> list[str]:
+    """The other languages that read the default-language staff edit of `key` because staff have not
+    written a version of their own in them (names as the language calls itself: বাংলা)."""
+    own = set(templating.custom_languages(db.session, key))
+    if default_language() not in own:
+        return []
+    return [LANGUAGE_NAMES[code] for code in LANGUAGES if code not in own]
 
 
 def _field_error(form: EmailTemplateForm, e: templating.TemplateProblem) -> None:

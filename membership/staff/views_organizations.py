@@ -11,6 +11,7 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import joinedload
 
+from membership.core import formats
 from membership.core.errors import Conflict, DomainError, DuplicateEmail, ValidationError
 from membership.core.services import record_audit
 from membership.core.time import local_today, tz, utcnow
@@ -285,9 +286,10 @@ def _payment_input(form: MembershipForm, fee_minor: int, now: datetime, today: d
 
 def _describe(term: Membership) -> str:
     if term.ends_on:
-        text = _("%(start)s to %(end)s", start=f"{term.starts_on:%d %b %Y}", end=f"{term.ends_on:%d %b %Y}")
+        text = _("%(start)s to %(end)s", start=formats.strftime(term.starts_on, "%d %b %Y"),
+                 end=formats.strftime(term.ends_on, "%d %b %Y"))
     else:
-        text = _("from %(start)s for life", start=f"{term.starts_on:%d %b %Y}")
+        text = _("from %(start)s for life", start=formats.strftime(term.starts_on, "%d %b %Y"))
     receipts = ", ".join(p.receipt_number for p in term.payments)
     if receipts:
         text += _(", receipt %(number)s", number=receipts)

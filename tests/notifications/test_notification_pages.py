@@ -192,6 +192,23 @@ def test_admin_saves_a_valid_template(admin_client, admin_user):
     assert "Edited" in text(admin_client.get("/staff/email-templates"))
 
 
+def test_editing_the_default_language_warns_that_other_languages_read_it_until_they_have_their_own(admin_client):
+    """Bengali readers get the English staff edit (the issue's fallback), not the shipped Bengali text:
+    the editor says so after saving and on the page, and stops saying it once a Bengali version exists."""
+    data = {"subject": "Hello {{ member.first_name }}", "body_text": "New bank account: 123", "action": "save"}
+    assert 'id="language-fallback"' not in text(admin_client.get("/staff/email-templates/welcome"))  # shipped text
+    saved = text(admin_client.post("/staff/email-templates/welcome", data=data, follow_redirects=True))
+    assert "People who read বাংলা get this version too until their own is written" in saved
+    assert 'id="language-fallback"' in saved
+    bengali = {"subject": "স্বাগতম {{ member.first_name }}", "body_text": "নতুন ব্যাংক হিসাব: ১২৩", "action": "save"}
+    admin_client.post("/staff/email-templates/welcome/language/bn", data=bengali)
+    assert db.session.scalar(select(func.count()).select_from(EmailTemplate)) == 2
+    page = text(admin_client.get("/staff/email-templates/welcome"))
+    assert 'id="language-fallback"' not in page
+    again = text(admin_client.post("/staff/email-templates/welcome", data=data, follow_redirects=True))
+    assert "until their own is written" not in again
+
+
 @pytest.mark.parametrize("field, value, message", [
     ("body_text", "Hi {{ member.first_name }", "Template syntax error"),
     ("body_text", "{{ ''.__class__.__mro__ }}", "Not allowed in an email template"),
