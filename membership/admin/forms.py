@@ -3,15 +3,16 @@ so the pages and the API give the same messages."""
 from __future__ import annotations
 
 from flask_wtf import FlaskForm
-from flask_babel import gettext as _, lazy_gettext as _l
+from flask_babel import LazyString, gettext as _, lazy_gettext as _l
 from wtforms import BooleanField, EmailField, PasswordField, RadioField, SelectField, StringField, TextAreaField
 from wtforms.validators import DataRequired, Email, EqualTo, Length, StopValidation
 from wtforms.fields.choices import SelectChoice
 from wtforms.widgets import NumberInput
 
-from membership.plans.catalog import MONTH_NAMES, PERIOD_KIND_LABELS, PLAN_FIELDS
+from membership.plans.catalog import PERIOD_KIND_LABELS, PLAN_FIELDS, month_name
 
-MONTH_CHOICES = [SelectChoice("", "-")] + [SelectChoice(str(i), name) for i, name in enumerate(MONTH_NAMES, start=1)]
+# Month names and period kinds in the page's language (read when the form is drawn, not at import).
+MONTH_CHOICES = [SelectChoice("", "-")] + [SelectChoice(str(i), LazyString(month_name, i)) for i in range(1, 13)]
 STAFF_ROLES = [SelectChoice("staff", _l('Staff')), SelectChoice("admin", _l('Admin'))]
 
 
@@ -25,7 +26,7 @@ class PlanForm(FlaskForm):
     description = TextAreaField(_l('Description'), render_kw={"maxlength": 5000})
     fee = StringField(_l('Fee'), render_kw={"inputmode": "decimal", "placeholder": "1500.00"})
     # validate_choice=False: the catalogue names a bad value beside the field, like the API would.
-    period_kind = SelectField(_l('Period'), choices=[SelectChoice(k, v) for k, v in PERIOD_KIND_LABELS.items()], validate_choice=False)
+    period_kind = SelectField(_l('Period'), choices=[SelectChoice(k, _l(v)) for k, v in PERIOD_KIND_LABELS.items()], validate_choice=False)
     period_months = _number(label=_l('Period length (months)'), render_kw={"min": 1, "max": 120})
     period_start_month = SelectField(_l('Period starts: month'), choices=MONTH_CHOICES, validate_choice=False)
     period_start_day = _number(label=_l('Period starts: day'), render_kw={"min": 1, "max": 31})

@@ -12,18 +12,26 @@ from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+from flask_babel import gettext as _, ngettext
 from sqlalchemy import case, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from membership.core import formats
 from membership.core.errors import Conflict, ValidationError
+from membership.core.i18n import N_
+from membership.core.validation import label_text
 from membership.core.services import record_audit
 from membership.members.models import Member, Organization
 from membership.members.services import clean_text
 from membership.plans.models import CURRENT_STATUSES, PERIOD_KINDS, Membership, Plan
 
-PERIOD_KIND_LABELS = {"rolling": "Rolling", "fixed": "Fixed period", "lifetime": "Lifetime"}
-MONTH_NAMES = tuple(calendar.month_name[1:])  # January..December (English, like the rest of the UI)
+PERIOD_KIND_LABELS = {"rolling": N_("Rolling"), "fixed": N_("Fixed period"), "lifetime": N_("Lifetime")}
+
+
+def month_name(month: int) -> str:
+    """The month's full name in the language now in force ("July", "জুলাই")."""
+    return formats.strftime(date(2000, month, 1), "%B")
 
 # The fields a plan is edited through (the form and the API use the same names).
 PLAN_FIELDS = ("code", "name", "description", "fee", "period_kind", "period_months", "period_start_month",
@@ -52,7 +60,7 @@ class PlanInvalid(ValidationError):
 # ---------------------------------------------------------------- parsing helpers
 
 
-def parse_amount(value: Any, *, field: str = "amount", label: str = "Amount", required: bool = True,
+def parse_amount(value: Any, *, field: str = "amount", label: str = N_("Amount"), required: bool = True,
                  max_minor: int = MAX_FEE_MINOR) -> int | None:
     """An amount typed as a decimal ("1500", "1500.5", "1,500.00") in minor units (150000).
 
@@ -61,10 +69,10 @@ def parse_amount(value: Any, *, field: str = "amount", label: str = "Amount", re
     """
     if value is None or (isinstance(value, str) and not value.strip()):
         if required:
-            raise ValidationError(f"{label} is required.", field=field)
+            raise ValidationError(_("%(label)s is required.", label=label_text(label)), field=field)
         return None
     if isinstance(value, bool):
-        raise ValidationError(f"{label}: enter an amount like 1500.00.", field=field)
+        raise ValidationError(_("%(label)s: enter an amount like 1500.00.", label=label_text(label)), field=field)
     if isinstance(value, (int, Decimal, float)):
         text = format(Decimal(str(value)), "f")
     else:
@@ -75,18 +83,20 @@ def parse_amount(value: Any, *, field: str = "amount", label: str = "Amount", re
     if _GROUPED.fullmatch(text):
         text = text.replace(",", "")
     if not _AMOUNT.fullmatch(text):
-        raise ValidationError(f"{label}: enter an amount like 1500.00.", field=field)
+        raise ValidationError(_("%(label)s: enter an amount like 1500.00.", label=label_text(label)), field=field)
     try:
         amount = Decimal(text)
     except InvalidOperation:  # pragma: no cover - the pattern above already rules it out
-        raise ValidationError(f"{label}: enter an amount like 1500.00.", field=field) from None
+        raise ValidationError(_("%(label)s: enter an amount like 1500.00.", label=label_text(label)),
+                              field=field) from None
     if negative and amount != 0:
-        raise ValidationError(f"{label} cannot be negative.", field=field)
+        raise ValidationError(_("%(label)s cannot be negative.", label=label_text(label)), field=field)
     if amount != amount.quantize(Decimal("0.01")):
-        raise ValidationError(f"{label}: use at most 2 decimal places.", field=field)
+        raise ValidationError(_("%(label)s: use at most 2 decimal places.", label=label_text(label)), field=field)
     minor = int(amount * 100)
     if minor > max_minor:
-        raise ValidationError(f"{label} is too large (at most {format_minor(max_minor)}).", field=field)
+        raise ValidationError(_("%(label)s is too large (at most %(amount)s).", label=label_text(label),
+                                amount=format_minor(max_minor)), field=field)
     return minor
 
 
@@ -105,18 +115,20 @@ def _int(data: dict, key: str, label: str, lo: int, hi: int, *, required: bool) 
         value = value.strip()
     if value is None or value == "":
         if required:
-            raise ValidationError(f"{label} is required.", field=key)
+            raise ValidationError(_("%(label)s is required.", label=label_text(label)), field=key)
         return None
+    whole = _("%(label)s must be a whole number.", label=label_text(label))
     if isinstance(value, bool):
-        raise ValidationError(f"{label} must be a whole number.", field=key)
+        raise ValidationError(whole, field=key)
     if isinstance(value, str):
         if not re.fullmatch(r"[+-]?\d{1,9}", value):
-            raise ValidationError(f"{label} must be a whole number.", field=key)
+            raise ValidationError(whole, field=key)
         value = int(value)
     elif not isinstance(value, int):
-        raise ValidationError(f"{label} must be a whole number.", field=key)
+        raise ValidationError(whole, field=key)
     if not lo <= value <= hi:
-        raise ValidationError(f"{label} must be between {lo} and {hi}.", field=key)
+        raise ValidationError(_("%(label)s must be between %(low)s and %(high)s.", label=label_text(label),
+                                low=formats.digits(str(lo)), high=formats.digits(str(hi))), field=key)
     return value
 
 
@@ -131,31 +143,41 @@ def _bool(data: dict, key: str, default: bool) -> bool:
         return True
     if text in _FALSE:
         return False
-    raise ValidationError("Choose yes or no.", field=key)
+    raise ValidationError(_("Choose yes or no."), field=key)
+
+
+_DAY_LABELS = {  # the name of a day-of-the-year setting, and of its two parts
+    "Period start": (N_("Period start"), N_("Period start month"), N_("Period start day")),
+    "Rollover": (N_("Rollover"), N_("Rollover month"), N_("Rollover day")),
+}
 
 
 def _month_day(data: dict, month_key: str, day_key: str, label: str, *, required: bool) -> tuple[int | None, int | None]:
     """A day of the year (month, day) that exists in every year: 31 February and 29 February are refused."""
     errors: dict[str, str] = {}
     month = day = None
+    whole, month_label, day_label = _DAY_LABELS[label]
     try:
-        month = _int(data, month_key, f"{label} month", 1, 12, required=required)
+        month = _int(data, month_key, month_label, 1, 12, required=required)
     except ValidationError as e:
         errors[e.field] = e.message
     try:
-        day = _int(data, day_key, f"{label} day", 1, 31, required=required)
+        day = _int(data, day_key, day_label, 1, 31, required=required)
     except ValidationError as e:
         errors[e.field] = e.message
     if not errors:
+        name = label_text(whole)
         if (month is None) != (day is None):
             missing = day_key if day is None else month_key
-            errors[missing] = f"Give both the month and the day of the {label.lower()}, or neither."
+            errors[missing] = _("Give both the month and the day of the %(label)s, or neither.",
+                                label=name.lower() if formats.language() == "en" else name)
         elif month is not None:
             if month == 2 and day == 29:
-                errors[day_key] = (f"{label}: 29 February does not exist every year; choose 28 February "
-                                   f"or 1 March.")
+                errors[day_key] = _("%(label)s: 29 February does not exist every year; choose 28 February "
+                                    "or 1 March.", label=name)
             elif day > calendar.monthrange(2025, month)[1]:
-                errors[day_key] = f"{label}: {MONTH_NAMES[month - 1]} has no day {day}."
+                errors[day_key] = _("%(label)s: %(month)s has no day %(day)s.", label=name, month=month_name(month),
+                                    day=formats.digits(str(day)))
     if errors:
         raise PlanInvalid(errors)
     return month, day
@@ -185,37 +207,37 @@ def validate_plan(session: Session, data: dict[str, Any], *, plan: Plan | None =
         return None
 
     def code():
-        value = clean_text(data.get("code"), field="code", label="Code", max_length=32, required=True)
+        value = clean_text(data.get("code"), field="code", label=N_("Code"), max_length=32, required=True)
         if not _CODE.fullmatch(value):
-            raise ValidationError("Code: use only letters A-Z, digits, - and _ (no spaces).", field="code")
+            raise ValidationError(_("Code: use only letters A-Z, digits, - and _ (no spaces)."), field="code")
         query = select(Plan).where(func.lower(Plan.code) == value.lower())
         if plan is not None and plan.id is not None:
             query = query.where(Plan.id != plan.id)
         other = session.scalar(query.limit(1))
         if other is not None:
-            raise ValidationError(f"The code {other.code} is already used by the plan {other.name}.",
-                                  field="code")
+            raise ValidationError(_("The code %(code)s is already used by the plan %(name)s.", code=other.code,
+                                    name=other.name), field="code")
         return value
 
     out["code"] = check(code)
-    out["name"] = check(lambda: clean_text(data.get("name"), field="name", label="Name", max_length=120,
+    out["name"] = check(lambda: clean_text(data.get("name"), field="name", label=N_("Name"), max_length=120,
                                            required=True))
     out["description"] = check(lambda: clean_text(data.get("description"), field="description",
-                                                  label="Description", max_length=5000, multiline=True))
-    out["fee_minor"] = check(lambda: parse_amount(data.get("fee"), field="fee", label="Fee"))
+                                                  label=N_("Description"), max_length=5000, multiline=True))
+    out["fee_minor"] = check(lambda: parse_amount(data.get("fee"), field="fee", label=N_("Fee")))
 
     kind = data.get("period_kind")
     kind = kind.strip() if isinstance(kind, str) else kind
     if kind not in PERIOD_KINDS:
-        errors["period_kind"] = "Choose a period: rolling, fixed or lifetime."
+        errors["period_kind"] = _("Choose a period: rolling, fixed or lifetime.")
         kind = None
     out["period_kind"] = kind
 
     if kind in ("rolling", "fixed"):
-        months = check(lambda: _int(data, "period_months", "Period months", 1, 120, required=True))
+        months = check(lambda: _int(data, "period_months", N_("Period months"), 1, 120, required=True))
         if kind == "fixed" and months is not None and 12 % months != 0:
             # Fixed periods restart every year on the start day, so they must divide the year evenly.
-            errors.setdefault("period_months", "A fixed period must divide the year: 1, 2, 3, 4, 6 or 12 months.")
+            errors.setdefault("period_months", _("A fixed period must divide the year: 1, 2, 3, 4, 6 or 12 months."))
         out["period_months"] = months
     else:
         out["period_months"] = plan.period_months if plan is not None and plan.period_months else 12
@@ -226,34 +248,34 @@ def validate_plan(session: Session, data: dict[str, Any], *, plan: Plan | None =
         rollover = check(lambda: _month_day(data, "rollover_month", "rollover_day", "Rollover",
                                             required=False)) or (None, None)
         if rollover[0] is not None and start[0] is not None and rollover == start:
-            errors.setdefault("rollover_day", "The rollover day must differ from the period start "
-                                              "(on the start day every join would cover two periods).")
+            errors.setdefault("rollover_day", _("The rollover day must differ from the period start "
+                                                "(on the start day every join would cover two periods)."))
     else:
         start = rollover = (None, None)
     out["period_start_month"], out["period_start_day"] = start
     out["rollover_month"], out["rollover_day"] = rollover
 
-    out["grace_days"] = check(lambda: _int(data, "grace_days", "Grace days", 0, 365, required=True))
+    out["grace_days"] = check(lambda: _int(data, "grace_days", N_("Grace days"), 0, 365, required=True))
     if kind == "lifetime":
         out["renewal_opens_days"] = None
     else:
-        out["renewal_opens_days"] = check(lambda: _int(data, "renewal_opens_days", "Renewal opens", 0, 365,
+        out["renewal_opens_days"] = check(lambda: _int(data, "renewal_opens_days", N_("Renewal opens"), 0, 365,
                                                        required=False))
     for key, default in (("backdate_after_lapse", False), ("joinable_online", True), ("needs_approval", False),
                          ("is_organizational", False)):
         out[key] = check(lambda key=key, default=default: _bool(data, key, default))
     if out["is_organizational"]:
-        out["max_contacts"] = check(lambda: _int(data, "max_contacts", "Maximum contacts", 1, 10000,
+        out["max_contacts"] = check(lambda: _int(data, "max_contacts", N_("Maximum contacts"), 1, 10000,
                                                  required=False))
     else:
         out["max_contacts"] = None
-    out["sort_order"] = check(lambda: _int(data, "sort_order", "Sort order", -9999, 9999, required=False)) or 0
+    out["sort_order"] = check(lambda: _int(data, "sort_order", N_("Sort order"), -9999, 9999, required=False)) or 0
 
     if plan is not None and plan.id is not None and out["is_organizational"] is not None \
             and bool(out["is_organizational"]) != bool(plan.is_organizational) and _has_terms(session, plan):
         # Member terms on an organisational plan (or the reverse) could never be renewed.
-        errors.setdefault("is_organizational", "This plan already has terms, so it cannot switch between "
-                                               "individual and organisational; create a new plan instead.")
+        errors.setdefault("is_organizational", _("This plan already has terms, so it cannot switch between "
+                                                 "individual and organisational; create a new plan instead."))
     if errors:
         raise PlanInvalid(errors)
     return out
@@ -280,7 +302,7 @@ def _flush_plan(session: Session, plan: Plan) -> None:
             session.add(plan)
             session.flush()
     except IntegrityError:
-        raise PlanInvalid({"code": f"The code {plan.code} is already used by another plan."}) from None
+        raise PlanInvalid({"code": _("The code %(code)s is already used by another plan.", code=plan.code)}) from None
 
 
 def create_plan(session: Session, data: dict[str, Any], *, currency: str, actor, now: datetime) -> Plan:
@@ -315,7 +337,7 @@ def retire_plan(session: Session, plan: Plan, *, actor, now: datetime) -> None:
     """Stop offering a plan for joins and renewals. Existing terms run on unchanged.
     Raises Conflict when it is already retired."""
     if not plan.is_active:
-        raise Conflict(f"The plan {plan.name} is already retired.")
+        raise Conflict(_("The plan %(name)s is already retired.", name=plan.name))
     plan.is_active = False
     plan.retired_at = now
     session.flush()
@@ -326,7 +348,7 @@ def retire_plan(session: Session, plan: Plan, *, actor, now: datetime) -> None:
 def unretire_plan(session: Session, plan: Plan, *, actor, now: datetime) -> None:
     """Offer a retired plan again. Raises Conflict when it is not retired."""
     if plan.is_active:
-        raise Conflict(f"The plan {plan.name} is not retired.")
+        raise Conflict(_("The plan %(name)s is not retired.", name=plan.name))
     plan.is_active = True
     plan.retired_at = None
     session.flush()
@@ -362,22 +384,28 @@ def offered_plans(session: Session, *, organizational: bool | None = None) -> li
 
 
 def _day_label(month: int | None, day: int | None) -> str:
+    """ "1 Jul" in the language now in force ("১ জুলাই" in Bengali)."""
     if not (month and day):
         return ""
-    return f"{day} {MONTH_NAMES[month - 1][:3]}"
+    return formats.strftime(date(2000, month, day), "%-d %b")
 
 
-def describe_period(plan: Plan) -> str:
-    """The plan's period in words: "12 months, rolling", "12 months from 1 Jul (rollover 1 Apr)", "Lifetime"."""
+def months_in_words(months: int) -> str:
+    return formats.digits(ngettext("%(num)s month", "%(num)s months", months))
+
+
+def describe_period(plan: Plan, *, length: str | None = None) -> str:
+    """The plan's period in words, in the language now in force: "12 months, rolling",
+    "12 months from 1 Jul (rollover 1 Apr)", "Lifetime". `length` replaces "12 months" (the plan cards say "1 year")."""
     if plan.period_kind == "lifetime":
-        return "Lifetime"
-    months = plan.period_months
-    length = "1 month" if months == 1 else f"{months} months"
+        return _("Lifetime")
+    length = length or months_in_words(plan.period_months)
     if plan.period_kind == "fixed":
-        text = f"{length} from {_day_label(plan.period_start_month, plan.period_start_day) or '1 Jan'}"
+        text = _("%(length)s from %(day)s", length=length,
+                 day=_day_label(plan.period_start_month, plan.period_start_day) or _day_label(1, 1))
         rollover = _day_label(plan.rollover_month, plan.rollover_day)
-        return f"{text} (rollover {rollover})" if rollover else text
-    return f"{length}, rolling"
+        return _("%(period)s (rollover %(day)s)", period=text, day=rollover) if rollover else text
+    return _("%(length)s, rolling", length=length)
 
 
 def example_term(plan: Plan, start: date) -> tuple[date, date | None]:

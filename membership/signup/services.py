@@ -18,7 +18,7 @@ Every function takes a session and explicit `now`/`today`; it adds and flushes, 
 """
 from __future__ import annotations
 
-from flask_babel import gettext as _
+from flask_babel import gettext as _, ngettext
 import hashlib
 import secrets
 from dataclasses import dataclass
@@ -42,7 +42,8 @@ from membership.notifications import templating
 from membership.notifications.emails import queue_welcome
 from membership.notifications.outbox import enqueue
 from membership.plans import services as plans
-from membership.plans.catalog import describe_period, offered_plans
+from membership.core import formats
+from membership.plans.catalog import describe_period, months_in_words, offered_plans
 from membership.plans.models import Membership, Payment, Plan
 
 CONFIRM_SALT = "samiti.join-confirm.v1"
@@ -73,14 +74,14 @@ def joinable_plan(session: Session, plan_id: int | None) -> Plan | None:
 def period_in_words(plan: Plan) -> str:
     """"1 year", "6 months", "Lifetime", "1 year from 1 Jul": for the plan cards."""
     if plan.period_kind == "lifetime":
-        return "Lifetime"
+        return _("Lifetime")
     months = plan.period_months
     if months % 12 == 0:
-        length = "1 year" if months == 12 else f"{months // 12} years"
+        length = formats.digits(ngettext("%(num)s year", "%(num)s years", months // 12))
     else:
-        length = "1 month" if months == 1 else f"{months} months"
+        length = months_in_words(months)
     if plan.period_kind == "fixed":
-        return describe_period(plan).replace(f"{months} months" if months != 1 else "1 month", length, 1)
+        return describe_period(plan, length=length)
     return length
 
 
