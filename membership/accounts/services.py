@@ -1,6 +1,8 @@
 """Accounts: create staff and member logins, passwords, roles, deactivation."""
 from __future__ import annotations
 
+from flask_babel import gettext as _
+
 import re
 import unicodedata
 from datetime import datetime
@@ -124,7 +126,7 @@ def create_user(session: Session, *, email: str, name: str, role: str, password:
     email = clean_email(email, required=True)
     name = clean_text(name, field="name", label="Name", max_length=200) or ""
     if get_user_by_email(session, email) is not None:
-        raise Conflict("A user with this email already exists.", field="email")
+        raise Conflict(_("A user with this email already exists."), field="email")
     if password is not None:
         problem = password_problem(password, email=email, name=name)
         if problem:
@@ -172,7 +174,7 @@ def set_active(session: Session, user: User, active: bool, *, actor, now: dateti
         return
     if not active:
         if actor is not None and actor.id == user.id:
-            raise Conflict("You cannot deactivate your own account.")
+            raise Conflict(_("You cannot deactivate your own account."))
         if user.role == "admin":
             _keep_one_admin(session, user)
     user.is_active_flag = active
@@ -193,4 +195,4 @@ def _keep_one_admin(session: Session, user: User) -> None:
         select(User.id).where(User.role == "admin", User.is_active_flag.is_(True), User.id != user.id).limit(1)
     )
     if others is None:
-        raise Conflict("Samiti needs at least one active admin.")
+        raise Conflict(_("Samiti needs at least one active admin."))

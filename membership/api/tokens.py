@@ -1,6 +1,8 @@
 """API token operations: create (the secret is shown once), list, revoke, authenticate."""
 from __future__ import annotations
 
+from flask_babel import gettext as _
+
 import hashlib
 import secrets
 from datetime import datetime, timedelta
@@ -28,7 +30,7 @@ def clean_scopes(scopes) -> str:
     chosen = [s for s in API_SCOPES if s in set(scopes or ())]
     unknown = set(scopes or ()) - set(API_SCOPES)
     if unknown or not chosen:
-        raise ValidationError("Choose the scopes: read, write or both.", field="scopes")
+        raise ValidationError(_("Choose the scopes: read, write or both."), field="scopes")
     return " ".join(chosen)
 
 
@@ -40,9 +42,9 @@ def create_token(session: Session, *, name: str, scopes, owner: User, actor, now
     name = clean_text(name, field="name", label="Name", max_length=100, required=True)
     scope_text = clean_scopes(scopes)
     if owner is None or owner.role not in ("admin", "staff") or not owner.is_active:
-        raise ValidationError("The owner must be an active staff account.", field="owner")
+        raise ValidationError(_("The owner must be an active staff account."), field="owner")
     if expires_at is not None and expires_at <= now:
-        raise ValidationError("The expiry must be in the future.", field="expires_on")
+        raise ValidationError(_("The expiry must be in the future."), field="expires_on")
     secret = TOKEN_PREFIX + secrets.token_urlsafe(32)
     token = ApiToken(name=name, token_hash=hash_secret(secret), prefix=secret[:len(TOKEN_PREFIX) + 6],
                      scopes=scope_text, owner_id=owner.id, created_by_id=getattr(actor, "id", None),
@@ -57,7 +59,7 @@ def create_token(session: Session, *, name: str, scopes, owner: User, actor, now
 def revoke_token(session: Session, token: ApiToken, *, actor, now: datetime) -> None:
     """Revoke a token for good. Raises Conflict if it is already revoked. The caller commits."""
     if token.revoked_at is not None:
-        raise Conflict("This token is already revoked.")
+        raise Conflict(_("This token is already revoked."))
     token.revoked_at = now
     record_audit(session, actor=actor, action="api_token.revoke", entity=token, now=now,
                  summary=f"Revoked API token {token.prefix}… {token.name!r}")

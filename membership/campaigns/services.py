@@ -17,6 +17,8 @@ mail server at most that many of the campaign's emails a minute; other emails ar
 """
 from __future__ import annotations
 
+from flask_babel import gettext as _
+
 import logging
 import re
 from dataclasses import dataclass
@@ -113,10 +115,10 @@ def save_campaign(session: Session, campaign: Campaign | None, *, name: str, kin
     The version in the default language is required; another language's is optional (all blank:
     none, and members with that language get the default one)."""
     if campaign is not None and campaign.status != "draft":
-        raise Conflict("Only a draft campaign can be changed; this one is scheduled or sent.")
+        raise Conflict(_("Only a draft campaign can be changed; this one is scheduled or sent."))
     name = clean_text(name, field="name", label="Name", max_length=120, required=True)
     if kind not in CAMPAIGN_KINDS:
-        raise ValidationError("Choose marketing or service announcement.", field="kind")
+        raise ValidationError(_("Choose marketing or service announcement."), field="kind")
     stored_filters = clean_filters(session, filters)
     checked: dict[str, templating.Source] = {}
     default = default_language()
@@ -124,8 +126,8 @@ def save_campaign(session: Session, campaign: Campaign | None, *, name: str, kin
         text = versions.get(language) or VersionText()
         if text.is_blank:
             if language == default:
-                raise ValidationError("Enter the subject and text of this version (it is the one every member "
-                                      "without a version in their own language gets).", field=f"{language}_subject")
+                raise ValidationError(_("Enter the subject and text of this version (it is the one every member "
+                                      "without a version in their own language gets)."), field=f"{language}_subject")
             continue
         try:  # compiles and renders against sample data, in the sandbox
             templating.check_template(TEMPLATE_KEY, subject=text.subject, body_text=text.body_text,
@@ -163,7 +165,7 @@ def save_campaign(session: Session, campaign: Campaign | None, *, name: str, kin
 
 def delete_draft(session: Session, campaign: Campaign, *, actor, now: datetime) -> None:
     if campaign.status != "draft":
-        raise Conflict("Only a draft campaign can be deleted.")
+        raise Conflict(_("Only a draft campaign can be deleted."))
     record_audit(session, actor=actor, action="campaign.delete", entity=campaign, now=now,
                  summary=f"Deleted draft campaign “{campaign.name}”")
     session.delete(campaign)
@@ -267,7 +269,7 @@ def source_for(campaign: Campaign, language: str | None) -> tuple[CampaignVersio
     version = (campaign.version(language or "") or campaign.version(default_language())
                or (campaign.versions[0] if campaign.versions else None))
     if version is None:
-        raise ValidationError("This campaign has no text yet.", field="subject")
+        raise ValidationError(_("This campaign has no text yet."), field="subject")
     # is_custom=False: a failure is this campaign's error, never a fall-back to another text
     return version, templating.Source(version.subject, version.body_text, version.body_html or None, False)
 
@@ -311,7 +313,7 @@ def send_test(session: Session, campaign: Campaign, *, user, member: Member | No
     import secrets
 
     if not getattr(user, "email", None):
-        raise ValidationError("Your account has no email address to send the test to.")
+        raise ValidationError(_("Your account has no email address to send the test to."))
     version, source = source_for(campaign, language or getattr(member, "language", None))
     test_source = templating.Source("[Test] " + source.subject, source.body_text, source.body_html, False)
     context: dict[str, Any] = {"member": member} if member is not None else {}
@@ -327,7 +329,7 @@ def send_test(session: Session, campaign: Campaign, *, user, member: Member | No
     outbox.enqueue_many(session, [values] if values else [])
     row = session.scalar(select(OutboxMessage).where(OutboxMessage.dedupe_key == key))
     if row is None:  # pragma: no cover - a fresh random key and an address always give a row
-        raise ValidationError("The test could not be queued.")
+        raise ValidationError(_("The test could not be queued."))
     record_audit(session, actor=user, action="campaign.test", entity=campaign, now=now,
                  summary=f"Test of campaign “{campaign.name}” sent to {user.email}")
     return row
@@ -341,14 +343,14 @@ def schedule(session: Session, campaign: Campaign, *, send_at: datetime, actor, 
     recipients and renders for the first of them; raises ValidationError, or Conflict when the
     campaign is no longer a draft (a second click, another staff member). Caller commits."""
     if send_at < now - timedelta(minutes=1):
-        raise ValidationError("Choose a moment in the future (or use Send now).", field="send_at")
+        raise ValidationError(_("Choose a moment in the future (or use Send now)."), field="send_at")
     if send_at > now + timedelta(days=MAX_SCHEDULE_DAYS):
-        raise ValidationError("Schedule it at most a year ahead.", field="send_at")
+        raise ValidationError(_("Schedule it at most a year ahead."), field="send_at")
     if campaign.status != "draft":
-        raise Conflict("This campaign is already scheduled or sent; nothing was changed.")
+        raise Conflict(_("This campaign is already scheduled or sent; nothing was changed."))
     counts = audience_counts(session, campaign)
     if not counts["recipient"]:
-        raise ValidationError("Nobody would get this campaign: check the recipients and who is left out.")
+        raise ValidationError(_("Nobody would get this campaign: check the recipients and who is left out."))
     first = session.scalar(select(Member).where(Member.id.in_(
         campaignable_members(session, filters=campaign.filters, kind=campaign.kind))).order_by(Member.id).limit(1))
     preview(session, campaign, first, now=now)
@@ -358,7 +360,7 @@ def schedule(session: Session, campaign: Campaign, *, send_at: datetime, actor, 
                             .values(status="scheduled", send_at=send_at, updated_at=now)
                             .execution_options(synchronize_session=False)).rowcount
     if moved != 1:
-        raise Conflict("This campaign is already scheduled or sent; nothing was changed.")
+        raise Conflict(_("This campaign is already scheduled or sent; nothing was changed."))
     record_audit(session, actor=actor, action="campaign.schedule", entity=campaign, now=now,
                  summary=f"Campaign “{campaign.name}” scheduled for {send_at.isoformat(timespec='minutes')} "
                  f"({counts['recipient']} recipients now)", changes={"send_at": send_at})
@@ -371,8 +373,8 @@ def unschedule(session: Session, campaign: Campaign, *, actor, now: datetime) ->
                             .values(status="draft", send_at=None, updated_at=now)
                             .execution_options(synchronize_session=False)).rowcount
     if moved != 1:
-        raise Conflict("This campaign is not scheduled any more (sending has started, or it was already "
-                       "put back); nothing was changed.")
+        raise Conflict(_("This campaign is not scheduled any more (sending has started, or it was already "
+                       "put back); nothing was changed."))
     record_audit(session, actor=actor, action="campaign.unschedule", entity=campaign, now=now,
                  summary=f"Campaign “{campaign.name}” taken back to draft")
     session.expire(campaign)
@@ -480,7 +482,7 @@ def queue_campaign(session: Session, campaign: Campaign, *, now: datetime, batch
         inserted = outbox.enqueue_many(session, rows)
         queued += len(inserted)
         if on_queued is not None:
-            for _ in inserted:
+            for _row in inserted:
                 on_queued(1)
         on_batch()
     return {"queued": queued, "skipped": skipped}
@@ -661,11 +663,11 @@ def parse_local_moment(text: str | None) -> datetime:
 
     raw = (text or "").strip()
     if not _LOCAL_INPUT.match(raw):
-        raise ValidationError("Enter the date and time like 2026-07-01 09:30.", field="send_at")
+        raise ValidationError(_("Enter the date and time like 2026-07-01 09:30."), field="send_at")
     try:
         moment = datetime.fromisoformat(raw.replace(" ", "T"))
     except ValueError:
-        raise ValidationError("This is not a real date and time.", field="send_at") from None
+        raise ValidationError(_("This is not a real date and time."), field="send_at") from None
     if not 2000 <= moment.year <= 2999:
-        raise ValidationError("Enter a date between the years 2000 and 2999.", field="send_at")
+        raise ValidationError(_("Enter a date between the years 2000 and 2999."), field="send_at")
     return moment.replace(tzinfo=tz()).astimezone(timezone.utc)

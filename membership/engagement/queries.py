@@ -7,6 +7,8 @@ flush, and raise DomainError; the caller commits.
 """
 from __future__ import annotations
 
+from flask_babel import gettext as _
+
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
@@ -108,7 +110,7 @@ def record_alert_action(session: Session, alert: RiskAlert, *, channel: str, sum
     from membership.members import services as members
 
     if alert.status != "open":
-        raise Conflict("This alert was already closed.", field=None)
+        raise Conflict(_("This alert was already closed."), field=None)
     member = session.get(Member, alert.member_id)
     row = members.add_interaction(session, member, channel=channel, summary=summary, outcome=outcome,
                                   follow_up_on=None, occurred_at=now, actor=actor, now=now)
@@ -151,7 +153,7 @@ def add_tag(session: Session, member: Member, raw: str, *, actor, now: datetime)
     Raises ValidationError for an empty tag."""
     tag = normalize_tag(raw)
     if not tag:
-        raise ValidationError("Enter a tag.", field="tag")
+        raise ValidationError(_("Enter a tag."), field="tag")
     if session.get(MemberTag, (member.id, tag)) is not None:
         return None
     session.add(MemberTag(member_id=member.id, tag=tag))
@@ -182,9 +184,9 @@ def all_tags(session: Session, limit: int = 200) -> list[str]:
 def _clean_name(name: str | None) -> str:
     name = " ".join((name or "").split())
     if not name:
-        raise ValidationError("Enter a name.", field="name")
+        raise ValidationError(_("Enter a name."), field="name")
     if len(name) > 120:
-        raise ValidationError("Use at most 120 characters.", field="name")
+        raise ValidationError(_("Use at most 120 characters."), field="name")
     return name
 
 
@@ -193,7 +195,7 @@ def _check_unique(session: Session, name: str, segment_id: int | None = None) ->
     if segment_id is not None:
         stmt = stmt.where(Segment.id != segment_id)
     if session.scalar(stmt) is not None:
-        raise Conflict(f"A segment called “{name}” exists already: choose another name.", field="name")
+        raise Conflict(_("A segment called “%(name)s” exists already: choose another name.", name=name), field="name")
 
 
 def save_segment(session: Session, name: str, filters: dict[str, Any], *, actor, now: datetime) -> Segment:

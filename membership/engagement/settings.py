@@ -2,6 +2,8 @@
 Setting table with defaults, so staff can tune the score without a deploy."""
 from __future__ import annotations
 
+from flask_babel import gettext as _
+
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -61,9 +63,9 @@ def _number(value: Any, field_name: str) -> float:
     try:
         number = float(value)
     except (TypeError, ValueError):
-        raise ValidationError("Enter a number.", field=field_name) from None
+        raise ValidationError(_("Enter a number."), field=field_name) from None
     if number != number or number in (float("inf"), float("-inf")):
-        raise ValidationError("Enter a number.", field=field_name)
+        raise ValidationError(_("Enter a number."), field=field_name)
     return number
 
 
@@ -81,13 +83,13 @@ def save_settings(session: Session, values: dict[str, Any], *, actor, now: datet
                 raise ValidationError(f"Unknown activity kind {kind!r}.", field=f"weights.{kind}")
             w = _number(raw, f"weights.{kind}")
             if w < 0 or w > 1000:
-                raise ValidationError("A weight is between 0 and 1000.", field=f"weights.{kind}")
+                raise ValidationError(_("A weight is between 0 and 1000."), field=f"weights.{kind}")
             weights[kind] = w
         to_store[KEY_WEIGHTS] = weights
     if "half_life_days" in values:
         h = _number(values["half_life_days"], "half_life_days")
         if not 1 <= h <= 3650:
-            raise ValidationError("The half-life is between 1 and 3650 days.", field="half_life_days")
+            raise ValidationError(_("The half-life is between 1 and 3650 days."), field="half_life_days")
         to_store[KEY_HALF_LIFE] = h
     if "bands" in values:
         bands = dict(current.bands)
@@ -96,10 +98,10 @@ def save_settings(session: Session, values: dict[str, Any], *, actor, now: datet
                 raise ValidationError(f"Unknown band {name!r}.", field=f"bands.{name}")
             b = _number(raw, f"bands.{name}")
             if b < 0:
-                raise ValidationError("A threshold cannot be negative.", field=f"bands.{name}")
+                raise ValidationError(_("A threshold cannot be negative."), field=f"bands.{name}")
             bands[name] = b
         if not bands["highly_engaged"] > bands["engaged"] > bands["drifting"]:
-            raise ValidationError("Thresholds must decrease: highly engaged > engaged > drifting.",
+            raise ValidationError(_("Thresholds must decrease: highly engaged > engaged > drifting."),
                                   field="bands.engaged")
         to_store[KEY_BANDS] = bands
     if "we_miss_you" in values:

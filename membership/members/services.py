@@ -13,6 +13,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from membership.accounts.services import normalize_email
+from membership.core import formats
 from membership.core.errors import Conflict, DuplicateEmail, ValidationError
 from membership.core.validation import clean_email, clean_text  # noqa: F401  (re-exported)
 from membership.core.services import next_number, record_activity, record_audit
@@ -105,7 +106,7 @@ def validate_member(data: dict[str, Any], *, region: str, today: date, partial: 
     def country():
         value = clean_text(data.get("country"), field="country", label="Country", max_length=2)
         if value and not re.fullmatch(r"[A-Za-z]{2}", value):
-            raise ValidationError("Country: use the two-letter code (e.g. BD, GB).", field="country")
+            raise ValidationError(_("Country: use the two-letter code (e.g. BD, GB)."), field="country")
         return value.upper() if value else None
 
     def date_of_birth():
@@ -113,7 +114,7 @@ def validate_member(data: dict[str, Any], *, region: str, today: date, partial: 
         if dob is not None and not isinstance(dob, date):
             raise ValidationError(_("Date of birth is not a date."), field="date_of_birth")
         if dob is not None and (dob > today or dob.year < 1900):
-            raise ValidationError("Date of birth must be a past date after 1900.", field="date_of_birth")
+            raise ValidationError(_("Date of birth must be a past date after 1900."), field="date_of_birth")
         return dob
 
     def joined_on():
@@ -124,13 +125,13 @@ def validate_member(data: dict[str, Any], *, region: str, today: date, partial: 
             if joined > today:
                 raise ValidationError(_("Joined on cannot be in the future."), field="joined_on")
             if joined.year < 1900:
-                raise ValidationError("Joined on is too far in the past.", field="joined_on")
+                raise ValidationError(_("Joined on is too far in the past."), field="joined_on")
         return joined
 
     def language():
         value = data.get("language") or "en"
         if value not in LANGUAGES:
-            raise ValidationError("Choose English or Bengali.", field="language")
+            raise ValidationError(_("Choose English or Bengali."), field="language")
         return value
 
     if has("first_name"):
@@ -186,18 +187,20 @@ def _check_unique(session: Session, values: dict[str, Any], member: Member | Non
     if email:
         other = find_by_email(session, email)
         if other is not None and (member is None or other.id != member.id):
-            raise DuplicateEmail(f"{other.full_name} ({other.member_number}) already has this email.",
+            raise DuplicateEmail(_("%(name)s (%(number)s) already has this email.", name=other.full_name,
+                                   number=other.member_number),
                                  existing_id=other.id)
     number = values.get("member_number")
     if number:
         other = session.scalar(select(Member).where(Member.member_number == number))
         if other is not None and (member is None or other.id != member.id):
-            raise Conflict(f"Member number {number} belongs to {other.full_name}.", field="member_number")
+            raise Conflict(_("Member number %(number)s belongs to %(name)s.", number=number, name=other.full_name),
+                           field="member_number")
     external = values.get("external_id")
     if external:
         other = session.scalar(select(Member).where(Member.external_id == external))
         if other is not None and (member is None or other.id != member.id):
-            raise Conflict(f"External id {external} belongs to {other.full_name}.", field="external_id")
+            raise Conflict(_("External id %(id)s belongs to %(name)s.", id=external, name=other.full_name), field="external_id")
 
 
 def next_member_number(session: Session) -> str:
@@ -295,7 +298,7 @@ def save_organization(session: Session, values: dict[str, Any], *, actor, now: d
     key = search_key(values["name"])
     other = session.scalar(select(Organization).where(Organization.name_normalized == key))
     if other is not None and (org is None or other.id != org.id):
-        raise Conflict(f"An organisation named {other.name} already exists.", field="name")
+        raise Conflict(_("An organisation named %(name)s already exists.", name=other.name), field="name")
     created = org is None
     if created:
         org = Organization(created_at=now, status="none")
@@ -326,10 +329,11 @@ def add_contact(session: Session, org: Organization, member: Member, *, primary:
     from membership.plans.services import refresh_status
 
     if member.organization_id not in (None, org.id):
-        raise Conflict(f"{member.full_name} is a contact of another organisation; remove them there first.")
+        raise Conflict(_("%(name)s is a contact of another organisation; remove them there first.", name=member.full_name))
     if org.plan is not None and org.plan.max_contacts is not None and member.organization_id != org.id:
         if len(org.contacts) >= org.plan.max_contacts:
-            raise Conflict(f"The plan {org.plan.name} covers at most {org.plan.max_contacts} contacts.")
+            raise Conflict(_("The plan %(plan)s covers at most %(count)s contacts.", plan=org.plan.name,
+                             count=formats.digits(str(org.plan.max_contacts))))
     member.organization_id = org.id
     if primary or not any(c.is_primary_contact for c in org.contacts if c.id != member.id):
         set_primary_contact(session, org, member)
@@ -345,7 +349,7 @@ def set_primary_contact(session: Session, org: Organization, member: Member, *, 
                         now: datetime | None = None) -> None:
     """Make `member` (a contact of `org`) its primary contact; audited when `now` is given."""
     if member.organization_id != org.id:
-        raise Conflict(f"{member.full_name} is not a contact of {org.name}.")
+        raise Conflict(_("%(name)s is not a contact of %(organisation)s.", name=member.full_name, organisation=org.name))
     for contact in session.scalars(select(Member).where(Member.organization_id == org.id)):
         contact.is_primary_contact = contact.id == member.id
     member.is_primary_contact = True
@@ -359,7 +363,7 @@ def remove_contact(session: Session, org: Organization, member: Member, *, actor
     from membership.plans.services import refresh_status
 
     if member.organization_id != org.id:
-        raise Conflict(f"{member.full_name} is not a contact of {org.name}.")
+        raise Conflict(_("%(name)s is not a contact of %(organisation)s.", name=member.full_name, organisation=org.name))
     was_primary = member.is_primary_contact
     member.organization_id = None
     member.is_primary_contact = False

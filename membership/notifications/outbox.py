@@ -23,6 +23,8 @@ MAIL_CLAIM_TIMEOUT (600 s).
 """
 from __future__ import annotations
 
+from flask_babel import gettext as _
+
 import logging
 import os
 import secrets
@@ -182,7 +184,7 @@ def prepare(session: Session, *, template_key: str, dedupe_key: str, now: dateti
     try:
         address = check_address(address)
     except ValueError as exc:
-        raise ValidationError(f"Cannot email {address!r}: {exc}", field="email") from exc
+        raise ValidationError(_("Cannot email %(address)s: %(problem)s", address=repr(address), problem=str(exc)), field="email") from exc
     name = clean_header_text(to_name if to_name is not None else getattr(member, "full_name", ""))[:200]
     if category == "marketing" and (member is None or not member.marketing_opt_in or member.email_bouncing):
         return None
@@ -251,7 +253,7 @@ def retry(session: Session, message: OutboxMessage, *, now: datetime, actor) -> 
         new_address = values["to_address"] = check_address(member.email)
     done = session.execute(update(T).where(T.c.id == message.id, T.c.status == "failed").values(**values)).rowcount
     if not done:
-        raise Conflict("Only a failed message can be retried; this one is no longer failed.")
+        raise Conflict(_("Only a failed message can be retried; this one is no longer failed."))
     record_audit(session, actor=actor, action="outbox.retry", entity=message, now=now, member_id=message.member_id,
                  summary=f"Email '{message.subject}' to {new_address or message.to_address} queued again"
                  + (f" (was {message.to_address})" if new_address else ""))
@@ -281,7 +283,7 @@ def cancel(session: Session, message: OutboxMessage, *, now: datetime, actor) ->
         .values(status="cancelled", claimed_by=None, claimed_at=None)
     ).rowcount
     if not done:
-        raise Conflict("Only a queued or failed message can be cancelled; this one is being sent or was sent.")
+        raise Conflict(_("Only a queued or failed message can be cancelled; this one is being sent or was sent."))
     record_audit(session, actor=actor, action="outbox.cancel", entity=message, now=now, member_id=message.member_id,
                  summary=f"Email '{message.subject}' to {message.to_address} cancelled")
     session.expire(message)

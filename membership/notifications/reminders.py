@@ -31,6 +31,8 @@ dates long past.
 """
 from __future__ import annotations
 
+from flask_babel import gettext as _
+
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Callable, Iterable
@@ -142,26 +144,26 @@ def validate_rule(session: Session, data: RuleInput, *, template_keys: Iterable[
     """Check a rule's fields; raises ValidationError naming the field."""
     name = (data.name or "").strip()
     if not name:
-        raise ValidationError("Give the rule a name staff will recognise.", field="name")
+        raise ValidationError(_("Give the rule a name staff will recognise."), field="name")
     if len(name) > 120:
-        raise ValidationError("Keep the name under 120 characters.", field="name")
+        raise ValidationError(_("Keep the name under 120 characters."), field="name")
     if data.offset_days is None:
-        raise ValidationError("Give the number of days (negative: before the end).", field="offset_days")
+        raise ValidationError(_("Give the number of days (negative: before the end)."), field="offset_days")
     if not -OFFSET_LIMIT <= data.offset_days <= OFFSET_LIMIT:
-        raise ValidationError(f"The offset must be between -{OFFSET_LIMIT} and {OFFSET_LIMIT} days.",
+        raise ValidationError(_("The offset must be between -%(limit)s and %(limit)s days.", limit=OFFSET_LIMIT),
                               field="offset_days")
     if data.plan_id is not None and session.get(Plan, data.plan_id) is None:
-        raise ValidationError("Choose a plan from the list.", field="plan_id")
+        raise ValidationError(_("Choose a plan from the list."), field="plan_id")
     key = (data.template_key or "").strip()
     if not key:
-        raise ValidationError("Choose the email template to send.", field="template_key")
+        raise ValidationError(_("Choose the email template to send."), field="template_key")
     keys = list(template_keys) if template_keys is not None else None
     if keys is not None and key not in keys:
-        raise ValidationError(f"There is no email template {key!r}.", field="template_key")
+        raise ValidationError(_("There is no email template '%(key)s'.", key=key), field="template_key")
     if keys is None and (len(key) > 64 or not all(c.isalnum() or c in "_-." for c in key)):
-        raise ValidationError("A template key is letters, digits, '_', '-' or '.'.", field="template_key")
+        raise ValidationError(_("A template key is letters, digits, '_', '-' or '.'."), field="template_key")
     if data.effective_from is None:
-        raise ValidationError("Give the date from which the rule applies.", field="effective_from")
+        raise ValidationError(_("Give the date from which the rule applies."), field="effective_from")
     return RuleInput(name, data.offset_days, data.plan_id, key, bool(data.is_active), data.effective_from)
 
 

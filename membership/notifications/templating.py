@@ -14,6 +14,8 @@ The reason a service email is sent and the unsubscribe link of a marketing email
 """
 from __future__ import annotations
 
+from flask_babel import gettext as _
+
 import functools
 import operator
 import traceback
@@ -807,18 +809,20 @@ def _clean_source(subject: str, body_text: str, body_html: str | None) -> tuple[
     body_html = (body_html or "").replace("\r\n", "\n")
     for name, value in (("subject", subject), ("body_text", body_text), ("body_html", body_html)):
         if "\x00" in value:
-            raise TemplateProblem("This text contains a NUL character; remove it.", field=name)
+            raise TemplateProblem(_("This text contains a NUL character; remove it."), field=name)
     if not subject:
-        raise TemplateProblem("Enter a subject.", field="subject")
+        raise TemplateProblem(_("Enter a subject."), field="subject")
     if "\n" in subject or "\r" in subject:
-        raise TemplateProblem("The subject must be one line.", field="subject")
+        raise TemplateProblem(_("The subject must be one line."), field="subject")
     if len(subject) > SUBJECT_MAX:
-        raise TemplateProblem(f"The subject can be at most {SUBJECT_MAX} characters.", field="subject")
+        raise TemplateProblem(_("The subject can be at most %(count)s characters.", count=formats.digits(str(SUBJECT_MAX))),
+                              field="subject")
     if not body_text.strip():
-        raise TemplateProblem("Enter the plain-text body (every email has one).", field="body_text")
+        raise TemplateProblem(_("Enter the plain-text body (every email has one)."), field="body_text")
     for name, value in (("body_text", body_text), ("body_html", body_html)):
         if len(value) > BODY_MAX:
-            raise TemplateProblem(f"This body can be at most {BODY_MAX:,} characters.", field=name)
+            raise TemplateProblem(_("This body can be at most %(body_max)s characters.", body_max=formats.number(BODY_MAX)),
+                                  field=name)
     return subject, body_text, (body_html if body_html.strip() else None)
 
 

@@ -15,6 +15,7 @@ from sqlalchemy import or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from membership.core import formats
 from membership.core.errors import AlreadyRenewed, Conflict, ValidationError
 from membership.core.validation import clean_text
 from membership.core.services import next_number, record_activity, record_audit
@@ -120,7 +121,7 @@ def record_payment(session: Session, payment: PaymentInput, *, actor, now: datet
     if payment.idempotency_key:
         existing = _payment_with_key(session, payment.idempotency_key)
         if existing is not None:
-            raise Conflict(f"This payment was already recorded (receipt {existing.receipt_number}).")
+            raise Conflict(_("This payment was already recorded (receipt %(number)s).", number=existing.receipt_number))
     year = receipt_year(payment.received_at)
     try:
         # Number and row in one savepoint: if the row is refused (the same form committed by a
@@ -195,11 +196,11 @@ def _holder_kwargs(holder) -> dict:
 
 def _plan_fits(plan: Plan, holder) -> None:
     if not plan.is_active:
-        raise ValidationError(f"The plan {plan.name} is retired.", field="plan")
+        raise ValidationError(_("The plan %(name)s is retired.", name=plan.name), field="plan")
     if isinstance(holder, Organization) and not plan.is_organizational:
-        raise ValidationError(f"{plan.name} is not a plan for organisations.", field="plan")
+        raise ValidationError(_("%(name)s is not a plan for organisations.", name=plan.name), field="plan")
     if isinstance(holder, Member) and plan.is_organizational:
-        raise ValidationError(f"{plan.name} is a plan for organisations.", field="plan")
+        raise ValidationError(_("%(name)s is a plan for organisations.", name=plan.name), field="plan")
 
 
 def join(session: Session, holder: Member | Organization, plan: Plan, *, today: date, now: datetime,
@@ -302,11 +303,12 @@ def renew(session: Session, term: Membership, *, today: date, now: datetime, act
         # (a view that renews "the latest term"), so the payment key is checked first.
         done = _payment_with_key(session, payment.idempotency_key)
         if done is not None:
-            raise AlreadyRenewed(f"This renewal was already recorded (receipt {done.receipt_number}).")
+            raise AlreadyRenewed(_("This renewal was already recorded (receipt %(number)s).", number=done.receipt_number))
     _plan_fits(plan, holder)
     successor = session.scalar(select(Membership).where(Membership.renews_id == term.id))
     if successor is not None:
-        raise AlreadyRenewed(f"This term was already renewed (new term from {successor.starts_on:%d %b %Y}).")
+        raise AlreadyRenewed(_("This term was already renewed (new term from %(day)s).",
+                               day=formats.strftime(successor.starts_on, "%d %b %Y")))
     later = [t for t in terms_of(session, holder) if t.id != term.id and
              (t.starts_on, t.id) > (term.starts_on, term.id)]
     if later:
@@ -329,7 +331,7 @@ def renew(session: Session, term: Membership, *, today: date, now: datetime, act
             session.add(new)
             session.flush()
     except IntegrityError:
-        raise AlreadyRenewed("This term was already renewed.") from None
+        raise AlreadyRenewed(_("This term was already renewed.")) from None
     from membership.referrals.services import apply_pending_rewards
     apply_pending_rewards(session, new, actor=actor, now=now)  # referral months granted since the last term
     ends = new.ends_on
@@ -377,7 +379,7 @@ def cancel(session: Session, term: Membership, *, on: date, reason: str, today: 
     if not reason:
         raise ValidationError(_("Give a reason for the cancellation."), field="reason")
     if term.cancelled_on is not None:
-        raise Conflict(f"This term was already cancelled on {term.cancelled_on:%d %b %Y}.")
+        raise Conflict(_("This term was already cancelled on %(day)s.", day=formats.strftime(term.cancelled_on, "%d %b %Y")))
     if on < term.starts_on and on < today:
         raise ValidationError(_("The cancellation date is before the term starts."), field="on")
     if term.ends_on is not None and on > term.ends_on:

@@ -26,6 +26,8 @@ Every function takes a session and explicit `now`/`today`/`actor`; it flushes, t
 """
 from __future__ import annotations
 
+from flask_babel import gettext as _
+
 from dataclasses import dataclass, field
 from datetime import date, datetime
 
@@ -34,6 +36,8 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from membership.accounts.models import User, new_session_token
+from membership.core import formats
+from membership.core.i18n import N_
 from membership.core.errors import Conflict, NotFound
 from membership.core.models import AuditLog
 from membership.core.services import record_audit
@@ -64,7 +68,7 @@ def pending_request(session: Session, member: Member) -> ClosureRequest | None:
 def owned_closure(session: Session, member: Member, closure_id: int) -> ClosureRequest:
     closure = session.get(ClosureRequest, closure_id)
     if closure is None or member is None or closure.member_id != member.id:
-        raise NotFound("This request does not exist.")
+        raise NotFound(_("This request does not exist."))
     return closure
 
 
@@ -73,13 +77,13 @@ def request_closure(session: Session, member: Member, *, reason: str | None, now
     """The member asks for their account to be closed. Raises Conflict when a request is already
     pending (also when a double click sends the form twice), ValidationError for a bad reason."""
     if member.erased_at is not None:
-        raise Conflict("This account is already closed.")
+        raise Conflict(_("This account is already closed."))
     reason = clean_text((reason or "").replace("\r\n", "\n"), field="reason", label="Reason", max_length=2000,
                         multiline=True)
     existing = pending_request(session, member)
     if existing is not None:
-        raise Conflict(f"You already asked for your account to be closed (on {existing.requested_at:%d %b %Y}); "
-                       "our staff will confirm it soon.")
+        raise Conflict(_("You already asked for your account to be closed (on %(day)s); our staff will confirm it soon.",
+                         day=formats.strftime(existing.requested_at, "%d %b %Y")))
     closure = ClosureRequest(member_id=member.id, status="pending", reason=reason, requested_at=now,
                              pending_member_id=member.id)
     try:
@@ -88,12 +92,16 @@ def request_closure(session: Session, member: Member, *, reason: str | None, now
             session.flush()
     except IntegrityError as e:
         if "pending_member_id" in str(e.orig):
-            raise Conflict("You already asked for your account to be closed; our staff will confirm it soon.") \
+            raise Conflict(_("You already asked for your account to be closed; our staff will confirm it soon.")) \
                 from None
         raise
     record_audit(session, actor=actor, action="closure.request", entity=closure, now=now, member_id=member.id,
                  summary=f"Asked for the account to be closed (request #{closure.id})")
     return closure
+
+
+# How a closed request ended, for "it was ..." messages.
+CLOSURE_OUTCOMES = {"withdrawn": N_("withdrawn"), "declined": N_("declined"), "confirmed": N_("confirmed")}
 
 
 def _decide(session: Session, closure: ClosureRequest, status: str, *, now: datetime, actor,
@@ -107,7 +115,8 @@ def _decide(session: Session, closure: ClosureRequest, status: str, *, now: date
         .execution_options(synchronize_session=False)).rowcount
     if not done:
         session.refresh(closure)
-        raise Conflict(f"This request is no longer pending: it was {closure.status}.")
+        raise Conflict(_("This request is no longer pending: it was %(status)s.",
+                         status=_(CLOSURE_OUTCOMES.get(closure.status, closure.status))))
     session.refresh(closure)
 
 
@@ -181,7 +190,7 @@ def erase_member(session: Session, member: Member, *, now: datetime, today: date
     from membership.plans import services as plans
 
     if member.erased_at is not None:
-        raise Conflict("This member's personal data was already erased.")
+        raise Conflict(_("This member's personal data was already erased."))
     report = ErasureReport()
     user = session.scalar(select(User).where(User.member_id == member.id))
     email_key = (member.email_normalized or "").strip()

@@ -9,12 +9,13 @@ import re
 from flask import flash, redirect, render_template, request, url_for
 from flask_login import current_user
 from flask_wtf import FlaskForm
-from flask_babel import gettext as _, lazy_gettext as _l
+from flask_babel import LazyString, gettext as _, lazy_gettext as _l
 from sqlalchemy import or_, select
 from sqlalchemy.orm import joinedload
 from wtforms import BooleanField, HiddenField, TextAreaField
 from wtforms.validators import DataRequired, Length
 
+from membership.core import formats
 from membership.core.errors import DomainError
 from membership.core.time import utcnow
 from membership.extensions import db
@@ -38,7 +39,7 @@ STATUS_COLOURS = {"open": "danger", "answered": "info", "resolved": "success", "
 class StaffReplyForm(FlaskForm):
     body = TextAreaField(_l('Reply'), validators=[
         DataRequired(_l('Write the reply.')),
-        Length(max=support.BODY_MAX, message=_l("Use at most %(body_max)s characters.", body_max=f'{support.BODY_MAX:,}'))])
+        Length(max=support.BODY_MAX, message=_l("Use at most %(body_max)s characters.", body_max=LazyString(formats.number, support.BODY_MAX)))])
     resolve = BooleanField(_l('Mark as resolved after sending'))
     token = HiddenField()
 

@@ -208,7 +208,7 @@ def resolve(session: Session, request: HelpRequest, *, now: datetime, actor, by_
     when it is already resolved or closed."""
     _lock(session, request)
     if request.status not in UNRESOLVED:
-        raise Conflict(f"This request is already {STATUS_LABELS[request.status].lower()}.")
+        raise Conflict(_("This request is already %(status)s.", status=str(STATUS_LABELS[request.status]).lower()))
     request.status = "resolved"
     request.resolved_at = now
     request.resolved_by_id = getattr(actor, "id", None)
