@@ -88,8 +88,8 @@ def close_account():
                 db.session.rollback()
                 put_error(form, e)
                 return render_template("portal/data/close.html", form=form, member=member), e.status_code
-            flash(f"Request sent (#{closure.id}). Our staff will check it and confirm; we will email you when "
-                  "your account is closed. Until then you can change your mind here.", "success")
+            flash(_("Request sent (#%(number)s). Our staff will check it and confirm; we will email you when "
+                    "your account is closed. Until then you can change your mind here.", number=closure.id), "success")
             return redirect(url_for("portal.my_data"))
         return render_template("portal/data/close.html", form=form, member=member), 422
     return render_template("portal/data/close.html", form=form, member=member)

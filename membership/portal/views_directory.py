@@ -53,11 +53,14 @@ def directory_settings():
         if not changed:
             flash(_("Nothing changed."), "info")
         elif member.directory_opt_in:
-            shown = [label for name, label in (("directory_show_organization", "organisation"),
-                                                ("directory_show_city", "city"), ("directory_show_email", "email"),
-                                                ("directory_show_phone", "phone"))
+            shown = [label for name, label in (("directory_show_organization", _("organisation")),
+                                                ("directory_show_city", _("city")), ("directory_show_email", _("email")),
+                                                ("directory_show_phone", _("phone")))
                      if getattr(member, name)]
-            flash("Saved. Other members see your name" + (", " + ", ".join(shown) if shown else "") + ".", "success")
+            if shown:
+                flash(_("Saved. Other members see your name, %(details)s.", details=", ".join(shown)), "success")
+            else:
+                flash(_("Saved. Other members see your name."), "success")
         else:
             flash(_("Saved. You are not listed in the member directory."), "success")
         return redirect(url_for("portal.directory_settings"))

@@ -3,7 +3,7 @@ conversation, reply, and say when it is sorted. A member sees only their own req
 member's request id is "not found" (404), the same as an id that does not exist."""
 from __future__ import annotations
 
-from flask_babel import lazy_gettext as _l
+from flask_babel import gettext as _, lazy_gettext as _l
 import re
 
 from flask import abort, flash, redirect, render_template, request, url_for
@@ -101,8 +101,8 @@ def new_help_request():
                 put_error(form, e)
                 status = e.status_code
             else:
-                flash(f"Sent: your request {created.number} “{created.subject}”. We will reply here and by email.",
-                      "success")
+                flash(_("Sent: your request %(number)s “%(subject)s”. We will reply here and by email.",
+                        number=created.number, subject=created.subject), "success")
                 return redirect(url_for("portal.help_request", request_id=created.id))
         else:
             status = 422
@@ -136,8 +136,8 @@ def help_reply(request_id: int):
         db.session.rollback()
         put_error(form, e)
         return _render_detail(member, _owned(member, request_id), form, e.status_code)
-    flash("Reply sent. " + ("Your request is open again; " if was_resolved else "")
-          + "we will answer here and by email.", "success")
+    flash(_("Reply sent. Your request is open again; we will answer here and by email.") if was_resolved
+          else _("Reply sent. We will answer here and by email."), "success")
     return redirect(url_for("portal.help_request", request_id=request_id, _anchor="latest"))
 
 
@@ -153,5 +153,6 @@ def help_resolve(request_id: int):
         db.session.rollback()
         flash(str(e), "info")
     else:
-        flash(f"Marked as resolved: {help_req.number}. Thank you! Reply any time if you need more help.", "success")
+        flash(_("Marked as resolved: %(number)s. Thank you! Reply any time if you need more help.",
+                number=help_req.number), "success")
     return redirect(url_for("portal.help_request", request_id=request_id))

@@ -427,7 +427,7 @@ def check_in(event_id: int, registration_id: int):
         db.session.rollback()
         flash(e.message, "error")
         return _back_to_check_in(event, f"r{registration.id}")
-    flash(f"{registration.name} checked in." + _still_to_pay(registration), "success")
+    flash(_("%(name)s checked in.", name=registration.name) + _still_to_pay(registration), "success")
     return _back_to_check_in(event, f"r{registration.id}")
 
 

@@ -346,7 +346,7 @@ def import_discard(token):
     if not ImportConfirmForm().validate_on_submit():
         abort(400)
     _discard(data_path, meta_path, _plans_path(data_path))
-    flash(f"{meta['filename']} was discarded; nothing was imported.", "info")
+    flash(_("%(file)s was discarded; nothing was imported.", file=meta["filename"]), "info")
     return redirect(url_for("staff.import_members"))
 
 
