@@ -28,7 +28,7 @@ from membership.payments.errors import IgnoredNotification
 from membership.payments.registry import register_adapter
 
 DEFAULT_API_BASE = "https://sandbox.sslcommerz.com"
-TIMEOUT = (5, 20)  # connect, read (seconds)
+TIMEOUT = (5, 20)  # connect, read (seconds); the tests shorten it
 
 
 def to_major(amount_minor: int) -> str:

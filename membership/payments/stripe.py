@@ -30,7 +30,7 @@ from membership.payments.errors import IgnoredNotification
 from membership.payments.registry import register_adapter
 
 DEFAULT_API_BASE = "https://api.stripe.com"
-TIMEOUT = (5, 20)          # connect, read (seconds)
+TIMEOUT = (5, 20)          # connect, read (seconds); the tests shorten it
 SIGNATURE_TOLERANCE = 300  # seconds, as Stripe's own libraries
 
 
