@@ -157,8 +157,10 @@ def handle_notification(session: Session, settings: Settings, provider_name: str
         note = provider.verify_notification(headers, body, form)
     except IgnoredNotification:
         return NotificationResult("ignored")
+    # Locked: two different events about the same checkout (Stripe's completed and
+    # async_payment_succeeded) arriving together are acted on one after the other.
     checkout = session.scalar(select(Checkout).where(Checkout.reference == note.reference,
-                                                     Checkout.provider == provider_name))
+                                                     Checkout.provider == provider_name).with_for_update())
     if checkout is None:
         raise InvalidNotification(f"No checkout {note.reference!r} at {provider_name}.")
     # The dedupe key first, in a savepoint: of two identical notifications, the second one's insert
