@@ -23,13 +23,49 @@ bp = Blueprint("payments", __name__, url_prefix="/payments")
 
 def init_app(app) -> None:
     app.register_blueprint(bp)
+    app.after_request(_allow_provider_forms)
+
+
+def provider_origins(settings) -> list[str]:
+    """Where a "Pay online" form's redirect may lead: the providers' hosted pages."""
+    from urllib.parse import urlsplit
+
+    origins = []
+    for name in payments.online_providers(settings):
+        base = settings.stripe_api_base if name == "stripe" else settings.sslcommerz_api_base
+        parts = urlsplit(base)
+        origins.append(f"{parts.scheme}://{parts.netloc}")
+        if name == "stripe":
+            origins.append("https://checkout.stripe.com")
+    return origins
+
+
+def _allow_provider_forms(response):
+    """Pages with a "Pay online" form: the CSP's form-action also allows the providers' pages (the
+    form's answer redirects there, which form-action 'self' would block). Otherwise the same policy
+    as membership.web.security_headers, which runs after this and keeps a header already set."""
+    from flask import g
+
+    origins = g.pop("pay_form_origins", None)
+    if origins:
+        response.headers["Content-Security-Policy"] = (
+            "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
+            f"object-src 'none'; base-uri 'self'; form-action 'self' {' '.join(dict.fromkeys(origins))}; "
+            "frame-ancestors 'none'")
+    return response
 
 
 @bp.app_context_processor
 def _pay_online():
     def pay_online_providers() -> dict[str, str]:
         """{name: label} of the providers offered here; empty: no "Pay online" anywhere."""
-        return payments.online_providers(current_settings())
+        from flask import g
+
+        settings = current_settings()
+        found = payments.online_providers(settings)
+        if found:
+            g.pay_form_origins = provider_origins(settings)
+        return found
 
     return {"pay_online_providers": pay_online_providers, "provider_saves_cards":
             lambda name: payments.supports_saved_cards(current_settings(), name)}
