@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from flask import flash, render_template
-from flask_babel import gettext as _
+from flask_babel import ngettext
 from sqlalchemy import case, select
 
 from membership.extensions import db
@@ -19,6 +19,7 @@ def online_payments():
                                   Checkout.id.desc()).limit(500)).all()
     twice = sum(1 for r in rows if r.status == "paid_twice")
     if twice:
-        flash(_("%(count)s online payments arrived for something already paid another way: refund them.",
-                count=twice), "warning")
+        flash(ngettext("%(num)s online payment arrived for something already paid another way: refund it.",
+                       "%(num)s online payments arrived for something already paid another way: refund them.",
+                       twice), "warning")
     return render_template("staff/payments/online.html", rows=rows, providers=PROVIDER_NAMES)

@@ -208,7 +208,7 @@ def test_paid_by_hand_meanwhile_is_reported_not_doubled(client, renewing, plan, 
     client.post("/logout")
     login(client, staff_user)
     page = client.get("/staff/payments/online").get_data(as_text=True)
-    assert "already paid another way: refund them" in page
+    assert "1 online payment arrived for something already paid another way: refund it." in page
     assert "Paid twice: refund" in page and "Tanvir" in page
 
 
