@@ -207,6 +207,7 @@ def test_paid_by_hand_meanwhile_is_reported_not_doubled(client, renewing, plan, 
     # staff see it first, with a flash saying to refund
     client.post("/logout")
     login(client, staff_user)
+    assert 'href="/staff/payments/online"' in client.get("/staff/payments").get_data(as_text=True)
     page = client.get("/staff/payments/online").get_data(as_text=True)
     assert "1 online payment arrived for something already paid another way: refund it." in page
     assert "Paid twice: refund" in page and "Tanvir" in page
