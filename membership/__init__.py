@@ -53,6 +53,8 @@ def create_app(test_config: dict | None = None) -> Flask:
     app.register_blueprint(signup_bp)
     from membership.events.views import bp as events_bp
     app.register_blueprint(events_bp)
+    from membership.payments.views import init_app as init_payments
+    init_payments(app)
     from membership import ops
     ops.init_app(app)
     from membership.surveys.views import init_app as init_surveys

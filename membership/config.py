@@ -42,6 +42,15 @@ _ENV = {
     "EVENT_PAYMENT_INSTRUCTIONS": ("EVENT_PAYMENT_INSTRUCTIONS",
                                    "Pay by bank transfer or in cash at our office before the event, quoting the "
                                    "event and your name, or pay at the door.", str),
+    # Online payments (membership.payments; README "Online payments"). A provider is offered only
+    # when its keys are set; with none, online payment is simply not offered.
+    "STRIPE_SECRET_KEY": ("STRIPE_SECRET_KEY", "", str),
+    "STRIPE_WEBHOOK_SECRET": ("STRIPE_WEBHOOK_SECRET", "", str),
+    "STRIPE_API_BASE": ("STRIPE_API_BASE", "https://api.stripe.com", str),
+    "SSLCOMMERZ_STORE_ID": ("SSLCOMMERZ_STORE_ID", "", str),
+    "SSLCOMMERZ_STORE_PASSWORD": ("SSLCOMMERZ_STORE_PASSWORD", "", str),
+    # https://securepay.sslcommerz.com for live payments
+    "SSLCOMMERZ_API_BASE": ("SSLCOMMERZ_API_BASE", "https://sandbox.sslcommerz.com", str),
     # How far back a missed reminder is still sent (a scheduler down for a week catches up).
     "REMINDER_CATCH_UP_DAYS": ("REMINDER_CATCH_UP_DAYS", 7, int),
     "SCHEDULER_KEEP_RUNS_DAYS": ("SCHEDULER_KEEP_RUNS_DAYS", 60, int),

@@ -15,4 +15,4 @@ from membership.campaigns.models import Campaign, CampaignVersion  # noqa: F401
 from membership.surveys.models import Survey, SurveyAnswer, SurveyFollowUp, SurveyQuestion, SurveyResponse  # noqa: F401
 from membership.referrals.models import ReferralReward  # noqa: F401
 from membership.api.models import ApiToken  # noqa: F401
-from membership.payments.models import SavedCard  # noqa: F401
+from membership.payments.models import Checkout, ProcessedNotification, SavedCard  # noqa: F401

@@ -219,6 +219,13 @@ class TestWithCsrf:
                 if response.status_code != 401 or response.mimetype != "application/json":
                     wrong.append((url, response.status_code))
                 continue
+            if rule.endpoint in ("payments.stripe_webhook", "payments.sslcommerz_ipn", "payments.returned"):
+                # the payment providers' notifications (verified by signature or validation call
+                # instead, tests/payments) and the page SSLCommerz posts the payer back to: no
+                # token, but an unsigned post is refused and writes nothing (checked below)
+                if response.status_code not in (400, 404):
+                    wrong.append((url, response.status_code))
+                continue
             if response.status_code != 400 or CSRF_MESSAGE not in page or "<html" not in page:
                 wrong.append((url, response.status_code))
         assert wrong == []

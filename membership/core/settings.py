@@ -31,6 +31,13 @@ class Settings:
     secret_key: str = ""
     payment_instructions: str = ""
     event_payment_instructions: str = ""
+    # Online payments (membership.payments): a provider is offered only when its settings are set.
+    stripe_secret_key: str = field(default="", repr=False)
+    stripe_webhook_secret: str = field(default="", repr=False)
+    stripe_api_base: str = "https://api.stripe.com"
+    sslcommerz_store_id: str = ""
+    sslcommerz_store_password: str = field(default="", repr=False)
+    sslcommerz_api_base: str = "https://sandbox.sslcommerz.com"
     # Everything else, for the rarely needed setting (`settings.get("REMINDER_BATCH_SIZE", 500)`).
     config: Mapping[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
@@ -52,6 +59,12 @@ class Settings:
             secret_key=config.get("SECRET_KEY") or "",
             payment_instructions=config.get("PAYMENT_INSTRUCTIONS") or "",
             event_payment_instructions=config.get("EVENT_PAYMENT_INSTRUCTIONS") or "",
+            stripe_secret_key=config.get("STRIPE_SECRET_KEY") or "",
+            stripe_webhook_secret=config.get("STRIPE_WEBHOOK_SECRET") or "",
+            stripe_api_base=(config.get("STRIPE_API_BASE") or cls.stripe_api_base).rstrip("/"),
+            sslcommerz_store_id=config.get("SSLCOMMERZ_STORE_ID") or "",
+            sslcommerz_store_password=config.get("SSLCOMMERZ_STORE_PASSWORD") or "",
+            sslcommerz_api_base=(config.get("SSLCOMMERZ_API_BASE") or cls.sslcommerz_api_base).rstrip("/"),
             config=config,
         )
 

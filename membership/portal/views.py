@@ -409,6 +409,13 @@ def renew():
         db.session.rollback()
         return _render_renew(member, renewal_for(member, today), form, e.status_code, error=e.message)
     dates = _dates(new.starts_on, new.ends_on)
+    pay_with = request.form.get("pay_with")
+    if pay_with and new.awaiting_payment:
+        # "Renew and pay online": the term is reserved (committed), then the provider's page.
+        from membership.payments.views import go_pay
+        flash(_("Your membership is renewed: the new term runs %(dates)s.", dates=dates), "success")
+        return go_pay(provider=pay_with, purpose="renewal", member=member, term=new,
+                      save_card=request.form.get("save_card") == "y", back=url_for("portal.home"))
     if new.awaiting_payment:
         text = _("Thank you. Your membership is renewed: the new term runs %(dates)s. Please pay %(amount)s; "
                  "how to pay is shown below.", dates=dates,

@@ -13,4 +13,5 @@ from membership.staff import (  # noqa: E402,F401
 from membership.staff import views_closures, views_help  # noqa: E402,F401
 from membership.staff import views_events  # noqa: E402,F401
 from membership.staff import views_engagement  # noqa: E402,F401
+from membership.staff import views_online_payments  # noqa: E402,F401
 from membership.campaigns import views as _campaign_views  # noqa: E402,F401
