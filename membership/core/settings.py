@@ -31,6 +31,7 @@ class Settings:
     secret_key: str = ""
     payment_instructions: str = ""
     event_payment_instructions: str = ""
+    auto_renew_notice_days: int = 7   # auto-renewal: the notice goes this many days before the card is charged
     # Everything else, for the rarely needed setting (`settings.get("REMINDER_BATCH_SIZE", 500)`).
     config: Mapping[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
@@ -52,6 +53,7 @@ class Settings:
             secret_key=config.get("SECRET_KEY") or "",
             payment_instructions=config.get("PAYMENT_INSTRUCTIONS") or "",
             event_payment_instructions=config.get("EVENT_PAYMENT_INSTRUCTIONS") or "",
+            auto_renew_notice_days=int(config.get("AUTO_RENEW_NOTICE_DAYS", 7)),
             config=config,
         )
 
