@@ -311,7 +311,9 @@ def _renew_with(session: Session, row: AutoRenewalCharge, card: SavedCard, term:
         # Charged, but the term can no longer be renewed (renewed by hand a moment ago, say): the money
         # is recorded against the member, without a term, for staff to refund or apply.
         log.error("auto-renewal of term %s: charged (%s) but not renewed: %s", term.id, payment_ref, exc)
-        paid = record_payment(session, payment, actor=None, now=now, member=card.member, currency=row.currency)
+        paid = session.scalar(select(Payment).where(Payment.idempotency_key == payment.idempotency_key))
+        if paid is None:
+            paid = record_payment(session, payment, actor=None, now=now, member=card.member, currency=row.currency)
         row.status, row.payment_id = "unapplied", paid.id
         row.failure_message = f"charged but not renewed: {exc}"[:500]
         record_audit(session, actor=None, action="autorenew.unapplied", entity=row, now=now, member_id=row.member_id,

@@ -429,3 +429,26 @@ def test_two_schedulers_at_once_charge_once(app, fake, opted_in):
     for member in members:
         assert len(terms_of(member)) == 2
     assert db.session.scalar(select(func.count()).select_from(Payment).where(Payment.method == "online")) == 3
+
+
+def test_renewed_by_hand_while_the_card_was_being_charged_keeps_the_money_on_record(app, fake, opted_in):
+    """Staff renew the term by hand at the very moment the card is charged: the money is recorded
+    against the member (no term) for staff to refund or apply, and nothing is renewed twice."""
+    member, term, card = opted_in()
+    charge = fake.charge_saved
+
+    def charge_while_staff_renew(**kw):
+        renew(db.session, db.session.get(Membership, term.id), today=ENDS, now=at(ENDS, 10), actor=None,
+              payment=PaymentInput(amount_minor=FEE, method="cash", received_at=at(ENDS, 10)))
+        return charge(**kw)
+
+    fake.charge_saved = charge_while_staff_renew
+    assert charges(ENDS).counts["unapplied"] == 1
+    assert len(terms_of(member)) == 2                   # the hand renewal only
+    row = db.session.scalar(select(AutoRenewalCharge))
+    assert row.status == "unapplied" and "not renewed" in row.failure_message
+    payment = db.session.get(Payment, row.payment_id)
+    assert (payment.method, payment.reference, payment.membership_id) == ("online", "fake:pi_1", None)
+    assert db.session.scalar(select(AuditLog).where(AuditLog.action == "autorenew.unapplied")) is not None
+    charges(ENDS, force=True)
+    assert len(fake.calls) == 1
