@@ -345,7 +345,7 @@ def test_a_timeout_is_not_a_charge_and_is_retried_on_the_next_run_with_the_same_
 # ---------------------------------------------------------------- who is not charged
 
 
-def test_lifetime_cancelled_and_renewed_by_hand_are_not_charged(app, fake, opted_in, make_member, make_term,
+def test_lifetime_cancelled_retired_plan_and_renewed_by_hand_are_not_charged(app, fake, opted_in, make_member, make_term,
                                                                  make_plan):
     _m1, term1, _c1 = opted_in()
     cancel(db.session, term1, on=ENDS - timedelta(days=30), reason="moved abroad", today=ENDS - timedelta(days=30),
@@ -357,6 +357,13 @@ def test_lifetime_cancelled_and_renewed_by_hand_are_not_charged(app, fake, opted
     m3 = make_member()
     make_term(m3, lifetime, starts_on=date(2026, 1, 1), today=date(2026, 1, 1))
     db.session.add(SavedCard(member_id=m3.id, provider="fake", customer_ref="c", payment_method_ref="p",
+                             label="Visa", created_at=NOW))
+    retired = make_plan(fee_minor=FEE, grace_days=30, name="Old plan")
+    m4 = make_member()
+    make_term(m4, retired, starts_on=add_months(ENDS + timedelta(days=1), -12),
+              today=add_months(ENDS + timedelta(days=1), -12))
+    retired.is_active = False                          # no longer offered: renew() would refuse it
+    db.session.add(SavedCard(member_id=m4.id, provider="fake", customer_ref="c4", payment_method_ref="p4",
                              label="Visa", created_at=NOW))
     db.session.commit()
     notices(ENDS - timedelta(days=7))
@@ -452,3 +459,23 @@ def test_renewed_by_hand_while_the_card_was_being_charged_keeps_the_money_on_rec
     assert db.session.scalar(select(AuditLog).where(AuditLog.action == "autorenew.unapplied")) is not None
     charges(ENDS, force=True)
     assert len(fake.calls) == 1
+
+
+def test_the_notice_days_come_from_the_setting(app, fake, opted_in, monkeypatch):
+    from flask import Flask
+
+    from membership.config import load_config
+    from membership.core.settings import Settings
+
+    monkeypatch.setenv("AUTO_RENEW_NOTICE_DAYS", "3")
+    bare = Flask("probe")
+    load_config(bare, {"INSTANCE_PATH": str(app.config["INSTANCE_PATH"])})
+    assert Settings.from_config(bare.config).auto_renew_notice_days == 3
+    assert Settings().auto_renew_notice_days == 7
+    opted_in()
+    app.config["AUTO_RENEW_NOTICE_DAYS"] = 3
+    notices(ENDS - timedelta(days=7))
+    notices(ENDS - timedelta(days=4))
+    assert mail("autorenew_notice") == []
+    notices(ENDS - timedelta(days=3))
+    assert len(mail("autorenew_notice")) == 1
