@@ -44,6 +44,7 @@ from membership.payments.base import ProviderError
 from membership.payments.models import SavedCard
 from membership.payments.registry import get_provider
 from membership.plans.models import Membership, Payment, Plan
+from membership.plans.services import renewal_window_problem
 from membership.plans.status import status_on
 
 log = logging.getLogger("samiti.autorenew")
@@ -52,7 +53,7 @@ MAX_FAILURES = 3
 # A claim left "charging" this long belongs to a process that died mid-call: it may be taken over
 # (the idempotency key is the same, so the provider does not charge twice).
 STALE_CLAIM = timedelta(hours=1)
-STOP_PATH = "/my/"
+STOP_PATH = "/my/#autorenew"  # the portal home's auto-renewal box, with its Stop button
 
 
 # ---------------------------------------------------------------- who, what and when
@@ -246,7 +247,7 @@ def charge_due(session: Session, *, settings: Settings, now: datetime, today: da
     for card_id, term_id in work:
         counts["checked"] += 1
         card, term = session.get(SavedCard, card_id), session.get(Membership, term_id)
-        if today < charge_day(term):
+        if today < charge_day(term) or renewal_window_problem(term, term.plan, today) is not None:
             counts["not_due"] += 1
             continue
         provider = get_provider(settings, card.provider)
