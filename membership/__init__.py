@@ -63,6 +63,8 @@ def create_app(test_config: dict | None = None) -> Flask:
     init_referrals(app)
     from membership import api
     api.init_app(app)
+    from membership.payments.autorenew_views import init_app as init_autorenew
+    init_autorenew(app)
 
     from membership import cli
 

@@ -54,6 +54,8 @@ _ENV = {
     # How far back a missed reminder is still sent (a scheduler down for a week catches up).
     "REMINDER_CATCH_UP_DAYS": ("REMINDER_CATCH_UP_DAYS", 7, int),
     "SCHEDULER_KEEP_RUNS_DAYS": ("SCHEDULER_KEEP_RUNS_DAYS", 60, int),
+    # Auto-renewal by card: the notice ("we will charge your card on ...") goes this many days before the charge.
+    "AUTO_RENEW_NOTICE_DAYS": ("AUTO_RENEW_NOTICE_DAYS", 7, int),
     # Churn for associations without terms: a member has churned after this many days without activity (0: churn means not renewing a term).
     "CHURN_INACTIVE_DAYS": ("CHURN_INACTIVE_DAYS", 0, int),
     # Rate limits (Flask-Limiter syntax) on the public join form and on emailed-link requests.

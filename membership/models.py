@@ -16,3 +16,4 @@ from membership.surveys.models import Survey, SurveyAnswer, SurveyFollowUp, Surv
 from membership.referrals.models import ReferralReward  # noqa: F401
 from membership.api.models import ApiToken  # noqa: F401
 from membership.payments.models import Checkout, ProcessedNotification, SavedCard  # noqa: F401
+from membership.payments.autorenew_models import AutoRenewalCharge  # noqa: F401

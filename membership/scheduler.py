@@ -142,7 +142,7 @@ def register_job(job: Job) -> Job:
 # neighbours), so every process that asks for the jobs - scheduler, CLI, staff pages - sees them.
 FEATURE_JOB_MODULES = ("membership.events.jobs", "membership.engagement.dashboard_jobs",
                        "membership.engagement.jobs", "membership.signup.jobs", "membership.campaigns.jobs",
-                       "membership.surveys.jobs")
+                       "membership.surveys.jobs", "membership.payments.autorenew_jobs")
 
 
 def _load_feature_jobs() -> None:

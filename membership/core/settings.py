@@ -38,6 +38,7 @@ class Settings:
     sslcommerz_store_id: str = ""
     sslcommerz_store_password: str = field(default="", repr=False)
     sslcommerz_api_base: str = "https://sandbox.sslcommerz.com"
+    auto_renew_notice_days: int = 7   # auto-renewal: the notice goes this many days before the card is charged
     # Everything else, for the rarely needed setting (`settings.get("REMINDER_BATCH_SIZE", 500)`).
     config: Mapping[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
@@ -65,6 +66,7 @@ class Settings:
             sslcommerz_store_id=config.get("SSLCOMMERZ_STORE_ID") or "",
             sslcommerz_store_password=config.get("SSLCOMMERZ_STORE_PASSWORD") or "",
             sslcommerz_api_base=(config.get("SSLCOMMERZ_API_BASE") or cls.sslcommerz_api_base).rstrip("/"),
+            auto_renew_notice_days=int(config.get("AUTO_RENEW_NOTICE_DAYS", 7)),
             config=config,
         )
 

@@ -105,6 +105,12 @@ _EVENT_SAMPLE = {
     "cancel_link": "https://example.org/events/42",
 }
 
+_AUTORENEW_PLACEHOLDERS = (
+    ("card_label", "The saved card, as the provider names it, e.g. Visa ending 4242"),
+    ("amount", "The amount charged (or to be charged), with currency"),
+)
+_AUTORENEW_SAMPLE = {"card_label": "Visa ending 4242", "amount": "BDT 1,500.00"}
+
 TEMPLATES: dict[str, TemplateInfo] = {t.key: t for t in (
     TemplateInfo("welcome", "Welcome", "When a member joins.", "service",
                  N_("you have just joined {{ association_name }}.")),
@@ -269,6 +275,26 @@ TEMPLATES: dict[str, TemplateInfo] = {t.key: t for t in (
     TemplateInfo("event_reminder", "Event reminder",
                  "Before an event starts, as many hours before as the event says (sent by the scheduler).",
                  "service", _EVENT_REASON, _EVENT_PLACEHOLDERS, _EVENT_SAMPLE),
+    # ---- auto-renewal by card (membership.payments.autorenew)
+    TemplateInfo(
+        "autorenew_notice", "Automatic renewal notice",
+        "AUTO_RENEW_NOTICE_DAYS before a saved card is charged to renew a membership (sent by the scheduler).",
+        "service", N_("you asked {{ association_name }} to renew your membership automatically with your card."),
+        _AUTORENEW_PLACEHOLDERS + (("charge_date", "The day the card will be charged"),
+                                   ("stop_link", "Where the member stops automatic renewal")),
+        {**_AUTORENEW_SAMPLE, "charge_date": "30 June 2027", "stop_link": "https://example.org/my/"}),
+    TemplateInfo(
+        "autorenew_declined", "Automatic renewal: card declined",
+        "When the saved card is declined at an automatic renewal (the ordinary reminders carry on).", "service",
+        N_("you asked {{ association_name }} to renew your membership automatically with your card."),
+        _AUTORENEW_PLACEHOLDERS + (("will_retry", "True when the card will be tried again tomorrow"),
+                                   ("failure_message", "What the card's bank said (may be empty)")),
+        {**_AUTORENEW_SAMPLE, "will_retry": True, "failure_message": "Your card was declined."}),
+    TemplateInfo(
+        "autorenew_stopped", "Automatic renewal stopped",
+        "When a member, or staff, stop the automatic renewal by card.", "service",
+        N_("automatic renewal of your {{ association_name }} membership was stopped."),
+        _AUTORENEW_PLACEHOLDERS, dict(_AUTORENEW_SAMPLE)),
     # ---- surveys (membership.surveys): invitations staff send, and those sent after events and help requests
     TemplateInfo(
         "survey_invitation", "Survey invitation",

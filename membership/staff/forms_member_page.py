@@ -28,7 +28,8 @@ METHOD_LABELS = {"cash": _l('Cash'), "cheque": _l('Cheque'), "bank_transfer": _l
 CHANNEL_LABELS = {"call": _l('Phone call'), "meeting": _l('Meeting'), "email": _l('Email'), "visit": _l('Visit'),
                   "event": _l('At an event'), "volunteering": _l('Volunteering'), "committee": _l('Committee'),
                   "other": _l('Other')}
-SOURCE_LABELS = {"join": _l('Joined'), "renewal": _l('Renewal'), "staff": _l('Staff'), "import": _l('Import')}
+SOURCE_LABELS = {"join": _l('Joined'), "renewal": _l('Renewal'), "staff": _l('Staff'), "import": _l('Import'),
+                 "autorenew": _l('Automatic renewal')}
 OVERRIDE_LABELS = {"active": _l('Active'), "grace": _l('Grace period'), "lapsed": _l('Lapsed'), "cancelled": _l('Cancelled'),
                    "pending": _l('Pending')}
 EARLIEST = date(2000, 1, 1)  # a received date before this is a typo (0026 for 2026), not history
