@@ -47,11 +47,13 @@ from sqlalchemy import and_, case, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from membership.core import formats
 from membership.core.errors import Conflict, ValidationError
+from membership.core.i18n import N_
 from membership.core.services import record_activity, record_audit
 from membership.engagement.live import members_changed
 from membership.core.time import as_utc, local_date, tz
-from membership.core.validation import clean_email, clean_text
+from membership.core.validation import clean_email, clean_text, label_text
 from membership.events.models import (
     LIVE_STATUSES, SEATED_STATUSES, Event, EventFeedback, EventRegistration)
 
@@ -172,8 +174,15 @@ class EventData:
 
 _TRUE = {"1", "true", "on", "yes", "y"}
 _DATETIME_FORMATS = ("%Y-%m-%dT%H:%M", "%Y-%m-%d %H:%M", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M:%S")
-_LABELS = {"starts_at": "Start", "ends_at": "End", "registration_opens_at": "Registration opening",
-           "registration_closes_at": "Registration closing", "cancellation_deadline": "Cancellation deadline"}
+_LABELS = {"starts_at": N_("Start"), "ends_at": N_("End"), "registration_opens_at": N_("Registration opening"),
+           "registration_closes_at": N_("Registration closing"), "cancellation_deadline": N_("Cancellation deadline")}
+# An event's status in words, for messages ("this event is published").
+_STATUS_WORDS = {"draft": N_("a draft"), "published": N_("published"), "cancelled": N_("cancelled"),
+                 "finished": N_("finished")}
+
+
+def _status_words(status: str) -> str:
+    return _(_STATUS_WORDS.get(status, status))
 
 
 def _blank(value) -> bool:
@@ -189,10 +198,10 @@ def _bool(value) -> bool:
 def _moment(data: dict[str, Any], name: str, zone: ZoneInfo, *, required: bool = False) -> datetime | None:
     """A naive local time in `zone` (or an aware one) -> aware UTC. Refuses times the clocks skip."""
     value = data.get(name)
-    label = _LABELS[name]
+    label = label_text(_LABELS[name])
     if _blank(value):
         if required:
-            raise ValidationError(f"{label}: enter a date and time.", field=name)
+            raise ValidationError(_("%(label)s: enter a date and time.", label=label), field=name)
         return None
     if isinstance(value, str):
         text = value.strip()
@@ -203,22 +212,25 @@ def _moment(data: dict[str, Any], name: str, zone: ZoneInfo, *, required: bool =
             except ValueError:
                 continue
         else:
-            raise ValidationError(f"{label}: enter a date and time like 2027-03-09 18:30.", field=name)
+            raise ValidationError(_("%(label)s: enter a date and time like 2027-03-09 18:30.", label=label), field=name)
     elif isinstance(value, date) and not isinstance(value, datetime):
         value = datetime.combine(value, datetime.min.time())
     if not isinstance(value, datetime):
-        raise ValidationError(f"{label}: enter a date and time.", field=name)
+        raise ValidationError(_("%(label)s: enter a date and time.", label=label), field=name)
     if value.tzinfo is not None:
         return value.astimezone(timezone.utc)
     local = value.replace(tzinfo=zone)
     back = local.astimezone(timezone.utc).astimezone(zone)
     if back.replace(tzinfo=None) != value:
-        raise ValidationError(f"{label}: {value:%H:%M} does not exist on {value:%d %B %Y} in {zone.key} "
-                              "(the clocks go forward); choose another time.", field=name)
+        raise ValidationError(_("%(label)s: %(time)s does not exist on %(day)s in %(zone)s (the clocks go forward); "
+                                "choose another time.", label=label, time=formats.strftime(value, "%H:%M"),
+                                day=formats.strftime(value, "%d %B %Y"), zone=zone.key), field=name)
     return local.astimezone(timezone.utc)
 
 
 def _money(data: dict[str, Any], name: str, label: str) -> int:
+    label = label_text(label)
+    like = _("%(label)s: enter an amount like 250.00.", label=label)
     if f"{name}_minor" in data and name not in data:
         value = data[f"{name}_minor"]
         if _blank(value):
@@ -226,7 +238,7 @@ def _money(data: dict[str, Any], name: str, label: str) -> int:
         try:
             minor = int(value)
         except (TypeError, ValueError):
-            raise ValidationError(f"{label}: enter an amount like 250.00.", field=name) from None
+            raise ValidationError(like, field=name) from None
     else:
         value = data.get(name)
         if _blank(value):
@@ -234,16 +246,16 @@ def _money(data: dict[str, Any], name: str, label: str) -> int:
         try:
             amount = Decimal(str(value).strip().replace(",", ""))
         except InvalidOperation:
-            raise ValidationError(f"{label}: enter an amount like 250.00.", field=name) from None
+            raise ValidationError(like, field=name) from None
         if not amount.is_finite():
-            raise ValidationError(f"{label}: enter an amount like 250.00.", field=name)
+            raise ValidationError(like, field=name)
         if amount != amount.quantize(Decimal("0.01")):
-            raise ValidationError(f"{label}: at most two decimals.", field=name)
+            raise ValidationError(_("%(label)s: at most two decimals.", label=label), field=name)
         minor = int(amount * 100)
     if minor < 0:
-        raise ValidationError(f"{label} cannot be negative.", field=name)
+        raise ValidationError(_("%(label)s cannot be negative.", label=label), field=name)
     if minor > 10**11:
-        raise ValidationError(f"{label} is too large.", field=name)
+        raise ValidationError(_("%(label)s is too large.", label=label), field=name)
     return minor
 
 
@@ -252,21 +264,24 @@ def _int(data: dict[str, Any], name: str, label: str, *, low: int, high: int | N
     value = data.get(name)
     if _blank(value):
         return None
+    label = label_text(label)
     if isinstance(value, bool):
-        raise ValidationError(f"{label} must be a whole number.", field=name)
+        raise ValidationError(_("%(label)s must be a whole number.", label=label), field=name)
     try:
         number = int(str(value).strip())
     except ValueError:
-        raise ValidationError(f"{label} must be a whole number.", field=name) from None
+        raise ValidationError(_("%(label)s must be a whole number.", label=label), field=name) from None
     if number < low:
-        raise ValidationError(low_message or f"{label} cannot be below {low}.", field=name)
+        raise ValidationError(low_message or _("%(label)s cannot be below %(low)s.", label=label,
+                                               low=formats.digits(str(low))), field=name)
     if high is not None and number > high:
-        raise ValidationError(f"{label} can be at most {high}.", field=name)
+        raise ValidationError(_("%(label)s can be at most %(high)s.", label=label, high=formats.digits(str(high))),
+                              field=name)
     return number
 
 
 def _url(value) -> str | None:
-    text = clean_text(value, field="online_url", label="Online link", max_length=500)
+    text = clean_text(value, field="online_url", label=N_("Online link"), max_length=500)
     if text is None:
         return None
     parts = urlsplit(text)
@@ -286,17 +301,17 @@ def validate_event(data: dict[str, Any], *, zone, currency: str) -> EventData:
     (blank = no reminder; 0..720). Raises ValidationError naming the field."""
     zone = _zone(zone)
     v: dict[str, Any] = {}
-    v["title"] = clean_text(data.get("title"), field="title", label="Title", max_length=200, required=True)
-    v["description"] = clean_text(data.get("description"), field="description", label="Description",
+    v["title"] = clean_text(data.get("title"), field="title", label=N_("Title"), max_length=200, required=True)
+    v["description"] = clean_text(data.get("description"), field="description", label=N_("Description"),
                                   max_length=20_000, multiline=True)
     v["starts_at"] = _moment(data, "starts_at", zone, required=True)
     v["ends_at"] = _moment(data, "ends_at", zone, required=True)
     if v["ends_at"] <= v["starts_at"]:
         raise ValidationError(_("The end must be after the start."), field="ends_at")
-    v["venue"] = clean_text(data.get("venue"), field="venue", label="Venue", max_length=300)
+    v["venue"] = clean_text(data.get("venue"), field="venue", label=N_("Venue"), max_length=300)
     v["online_url"] = _url(data.get("online_url"))
-    v["capacity"] = _int(data, "capacity", "Capacity", low=0, high=1_000_000,
-                         low_message="Capacity cannot be below zero (leave it blank for unlimited).")
+    v["capacity"] = _int(data, "capacity", N_("Capacity"), low=0, high=1_000_000,
+                         low_message=_("Capacity cannot be below zero (leave it blank for unlimited)."))
     v["waitlist_enabled"] = _bool(data.get("waitlist_enabled", True))
     v["registration_opens_at"] = _moment(data, "registration_opens_at", zone)
     v["registration_closes_at"] = _moment(data, "registration_closes_at", zone)
@@ -313,11 +328,11 @@ def validate_event(data: dict[str, Any], *, zone, currency: str) -> EventData:
         raise ValidationError(_("The cancellation deadline must be no later than the end of the event."),
                               field="cancellation_deadline")
     v["members_only"] = _bool(data.get("members_only", False))
-    v["member_price_minor"] = _money(data, "member_price", "Member price")
-    v["non_member_price_minor"] = _money(data, "non_member_price", "Non-member price")
-    v["reminder_hours_before"] = _int(data, "reminder_hours_before", "Reminder hours before", low=0,
+    v["member_price_minor"] = _money(data, "member_price", N_("Member price"))
+    v["non_member_price_minor"] = _money(data, "non_member_price", N_("Non-member price"))
+    v["reminder_hours_before"] = _int(data, "reminder_hours_before", N_("Reminder hours before"), low=0,
                                       high=REMINDER_MAX_HOURS,
-                                      low_message="Reminder hours before cannot be negative.")
+                                      low_message=_("Reminder hours before cannot be negative."))
     if not currency or len(currency) != 3:
         raise ValidationError(_("Currency: a three-letter code."), field="currency")
     v["currency"] = currency.upper()
@@ -389,8 +404,9 @@ def update_event(session: Session, event: Event, data: EventData, *, now: dateti
     session.refresh(event, ["seats_taken"])
     capacity = data.values.get("capacity", event.capacity)
     if capacity is not None and capacity < event.seats_taken:
-        raise ValidationError(f"{event.seats_taken} seats are taken already; the capacity cannot be lower "
-                              "(cancel registrations first).", field="capacity")
+        raise ValidationError(_("%(count)s seats are taken already; the capacity cannot be lower "
+                                "(cancel registrations first).", count=formats.digits(str(event.seats_taken))),
+                              field="capacity")
     changes = {}
     for name, value in data.values.items():
         old = getattr(event, name)
@@ -414,7 +430,7 @@ def update_event(session: Session, event: Event, data: EventData, *, now: dateti
 def publish_event(session: Session, event: Event, *, now: datetime, actor) -> None:
     """draft -> published (Conflict otherwise)."""
     if event.status != "draft":
-        raise Conflict(f"Only a draft can be published; this event is {event.status}.")
+        raise Conflict(_("Only a draft can be published; this event is %(status)s.", status=_status_words(event.status)))
     event.status = "published"
     event.published_at = now
     event.updated_at = now
@@ -429,7 +445,7 @@ def cancel_event(session: Session, event: Event, *, reason: str, now: datetime, 
     from membership.events import emails
 
     _check_editable(event)
-    reason = clean_text(reason, field="reason", label="Reason", max_length=2000, multiline=True)
+    reason = clean_text(reason, field="reason", label=N_("Reason"), max_length=2000, multiline=True)
     live = list(session.scalars(select(EventRegistration).where(
         EventRegistration.event_id == event.id, EventRegistration.status.in_(LIVE_STATUSES))
         .order_by(EventRegistration.id)))
@@ -478,7 +494,8 @@ def finish_event(session: Session, event: Event, *, now: datetime, actor=None) -
     if event.status == "finished":
         return counts
     if event.status != "published":
-        raise Conflict(f"Only a published event can be finished; this one is {event.status}.")
+        raise Conflict(_("Only a published event can be finished; this one is %(status)s.",
+                         status=_status_words(event.status)))
     if as_utc(event.ends_at) > now:
         raise Conflict(_("This event has not ended yet."))
     rows = session.scalars(select(EventRegistration).where(
@@ -712,13 +729,15 @@ def _load_token(token: str, salt: str, max_age: timedelta, now: datetime | None,
     try:
         data, signed_at = _serializer(salt).loads(token, return_timestamp=True)
     except SignatureExpired:  # pragma: no cover - no max_age is given to itsdangerous
-        raise ValidationError(f"This link has expired. {what}", field="token") from None
+        raise ValidationError(" ".join(filter(None, [_("This link has expired."), _(what) if what else ""])),
+                              field="token") from None
     except (BadSignature, ValueError, TypeError):
         raise ValidationError(_("This link is not valid. Please check that you copied all of it."),
                               field="token") from None
     now = now or datetime.now(timezone.utc)
     if now - as_utc(signed_at) > max_age:
-        raise ValidationError(f"This link has expired. {what}", field="token")
+        raise ValidationError(" ".join(filter(None, [_("This link has expired."), _(what) if what else ""])),
+                              field="token")
     if not isinstance(data, dict) or not isinstance(data.get("r"), int):
         raise ValidationError(_("This link is not valid. Please check that you copied all of it."), field="token")
     return data
@@ -735,7 +754,7 @@ def confirm_guest(session: Session, token: str, *, now: datetime) -> EventRegist
     an already confirmed registration is returned as it is (the link may be clicked twice).
     Conflict when the event can no longer take registrations or is full without a waitlist."""
     data = _load_token(token, GUEST_CONFIRM_SALT, GUEST_CONFIRM_MAX_AGE, now,
-                       "Please register again on the event's page.")
+                       N_("Please register again on the event's page."))
     registration = session.get(EventRegistration, data["r"])
     if registration is None or registration.person_key != data.get("k"):
         raise ValidationError(_("This link is not valid. Please check that you copied all of it."), field="token")
@@ -826,8 +845,8 @@ def cancel_registration(session: Session, registration: EventRegistration, *, no
         raise Conflict(_("This person has been checked in; undo the check-in first."))
     if by == "self" and not can_cancel_self(registration, now):
         deadline = event.cancellation_deadline or event.starts_at
-        raise Conflict(f"Registrations can no longer be cancelled online: the deadline was "
-                       f"{format_local(deadline)}. Please contact us.")
+        raise Conflict(_("Registrations can no longer be cancelled online: the deadline was %(deadline)s. "
+                         "Please contact us.", deadline=format_local(deadline)))
     seated = registration.status in SEATED_STATUSES
     was = registration.status
     if not _claim(session, registration, was, status="cancelled", cancelled_at=now, cancelled_by=by):
@@ -859,9 +878,10 @@ def check_in(session: Session, registration: EventRegistration, *, now: datetime
     if registration.event.status == "cancelled":
         raise Conflict(_("This event was cancelled."))
     if registration.status not in ("confirmed", "no_show"):
-        words = {"waitlisted": "is on the waitlist", "pending": "has not confirmed their email yet",
-                 "cancelled": "was cancelled"}
-        raise Conflict(f"Cannot check in: this registration {words.get(registration.status, 'is not confirmed')}.")
+        words = {"waitlisted": _("Cannot check in: this registration is on the waitlist."),
+                 "pending": _("Cannot check in: this person has not confirmed their email yet."),
+                 "cancelled": _("Cannot check in: this registration was cancelled.")}
+        raise Conflict(words.get(registration.status, _("Cannot check in: this registration is not confirmed.")))
     was = registration.status
     if not _claim(session, registration, was, status="attended", checked_in_at=now,
                   checked_in_by_id=getattr(actor, "id", None)):
@@ -1023,7 +1043,7 @@ def feedback_token(registration: EventRegistration) -> str:
 def registration_from_feedback_token(session: Session, token: str, *, now: datetime | None = None
                                      ) -> EventRegistration:
     """ValidationError when the token is bad or expired (60 days after it was made)."""
-    data = _load_token(token, FEEDBACK_SALT, FEEDBACK_MAX_AGE, now, "Feedback is collected for 60 days.")
+    data = _load_token(token, FEEDBACK_SALT, FEEDBACK_MAX_AGE, now, N_("Feedback is collected for 60 days."))
     registration = session.get(EventRegistration, data["r"])
     if registration is None:
         raise ValidationError(_("This link is not valid. Please check that you copied all of it."), field="token")

@@ -63,3 +63,20 @@ def test_a_too_long_email_body_names_its_limit_in_bengali_digits(admin_client):
         "subject": "স্বাগতম", "body_text": "x" * 100_001, "body_html": ""}))
     assert "১,০০,০০০" in page or "১০০,০০০" in page, re.findall(r"[^<>]*অক্ষর[^<>]*", page)
     assert "100,000" not in page
+
+
+def test_a_bengali_staff_member_reads_the_event_forms_messages_in_bengali(staff_client):
+    from membership.events.models import Event
+    from sqlalchemy import func, select
+    from tests.events.test_staff_events import good_form
+
+    in_bengali(staff_client, "/staff/events/new")
+    response = staff_client.post("/staff/events/new", data=good_form(capacity="-3"))
+    assert response.status_code == 422
+    page = text_of(response)
+    assert "ধারণক্ষমতা শূন্যের কম হতে পারে না" in page and "below zero" not in page
+    page = text_of(staff_client.post("/staff/events/new", data=good_form(member_price="12.345")))
+    assert "দশমিকের পর সর্বোচ্চ দুই ঘর" in page and "at most two decimals" not in page
+    page = text_of(staff_client.post("/staff/events/new", data=good_form(starts_at="soon")))
+    assert "তারিখ ও সময় দিন" in page and "enter a date" not in page
+    assert db.session.scalar(select(func.count()).select_from(Event)) == 0
