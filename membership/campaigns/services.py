@@ -285,7 +285,7 @@ def _reason_text(campaign: Campaign, ctx: dict[str, Any]) -> str | None:
 
 
 def unsubscribe_link(member, campaign: Campaign) -> str:
-    from membership.notifications.emails import unsubscribe_url
+    from membership.notifications.unsubscribe import unsubscribe_url
     return unsubscribe_url(member, campaign.id)
 
 

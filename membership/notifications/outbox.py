@@ -195,7 +195,7 @@ def prepare(session: Session, *, template_key: str, dedupe_key: str, now: dateti
     headers: dict[str, str] = {"Auto-Submitted": "auto-generated", "X-Samiti-Template": template_key}
     unsubscribe = ""
     if category == "marketing":
-        from membership.notifications.emails import unsubscribe_url
+        from membership.notifications.unsubscribe import unsubscribe_url
         unsubscribe = unsubscribe_link or unsubscribe_url(member)
         headers["List-Unsubscribe"] = f"<{unsubscribe}>"
         headers["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"

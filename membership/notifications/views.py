@@ -11,7 +11,7 @@ from flask import Blueprint, Response, abort, current_app, redirect, render_temp
 
 from membership.core.time import utcnow
 from membership.extensions import csrf, db
-from membership.notifications.emails import campaign_from_token, member_from_token, unsubscribe
+from membership.notifications.unsubscribe import campaign_from_token, member_from_token, unsubscribe
 
 bp = Blueprint("mail", __name__, url_prefix="/mail")
 

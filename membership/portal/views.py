@@ -20,7 +20,7 @@ from membership.core.errors import AlreadyRenewed, DomainError, ValidationError
 from membership.extensions import db
 from membership.members import services as members
 from membership.members.models import Member
-from membership.notifications.emails import unsubscribe
+from membership.notifications.unsubscribe import unsubscribe
 from membership.plans import services as plans
 from membership.plans.catalog import offered_plans
 from membership.plans.models import Membership, Payment, Plan

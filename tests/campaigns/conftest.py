@@ -18,7 +18,7 @@ def audience(make_member):
     """One member per audience case, by name: current members who opted in (en, bn), a current
     member who did not opt in, one who unsubscribed through a link, a bouncing one, one without an
     address, an erased one, and a lapsed member who opted in."""
-    from membership.notifications.emails import unsubscribe
+    from membership.notifications.unsubscribe import unsubscribe
 
     def current(**kw):
         member = make_member(**kw)

@@ -158,7 +158,7 @@ def test_sending_queues_one_email_per_recipient_once_in_their_language_at_the_ra
     message = by_member[audience["opted_in"].id]
     assert message.headers["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
     token = message.headers["List-Unsubscribe"].strip("<>").rsplit("/", 1)[1]
-    from membership.notifications.emails import campaign_from_token, member_from_token
+    from membership.notifications.unsubscribe import campaign_from_token, member_from_token
     assert campaign_from_token(token) == campaign.id
     assert member_from_token(db.session, token).id == audience["opted_in"].id
     # a second run, or the job again, queues nothing

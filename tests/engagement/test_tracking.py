@@ -98,7 +98,7 @@ def test_site_links_are_wrapped_and_others_and_unsubscribe_are_not(app):
 
 
 def test_a_marketing_email_keeps_its_unsubscribe_link_untracked(app, make_member):
-    from membership.notifications.emails import unsubscribe_url
+    from membership.notifications.unsubscribe import unsubscribe_url
     member = make_member(marketing_opt_in=True)
     link = unsubscribe_url(member)
     html = f'<html><body><p>News</p><a href="{link}">Unsubscribe</a></body></html>'

@@ -11,7 +11,7 @@ from sqlalchemy import func, select
 from membership.core.models import Activity, AuditLog
 from membership.extensions import db
 from membership.members.models import Member
-from membership.notifications import emails, outbox
+from membership.notifications import emails, outbox, unsubscribe
 from membership.notifications.backends import PermanentError
 from membership.notifications.models import EmailTemplate, OutboxMessage
 from tests.conftest import NOW, login
@@ -272,7 +272,7 @@ def test_unsubscribe_page_confirms_then_turns_marketing_off(client, make_member)
     queued = outbox.enqueue(db.session, template_key="welcome", dedupe_key="news-1", now=NOW, member=member,
                             category="marketing")
     db.session.commit()
-    url = emails.unsubscribe_url(member).replace("http://127.0.0.1:5000", "")
+    url = unsubscribe.unsubscribe_url(member).replace("http://127.0.0.1:5000", "")
     page = client.get(url)
     assert page.status_code == 200 and "Stop news and announcements?" in text(page)
     db.session.expire_all()
@@ -295,7 +295,7 @@ def test_unsubscribe_page_confirms_then_turns_marketing_off(client, make_member)
 
 def test_a_bad_token_is_refused(client, make_member):
     member = marketing_member(make_member)
-    token = emails.unsubscribe_token(member)
+    token = unsubscribe.unsubscribe_token(member)
     assert client.get(f"/mail/unsubscribe/{token}x").status_code == 404
     assert client.post(f"/mail/unsubscribe/{token[:-2]}").status_code == 404
     db.session.expire_all()
@@ -309,7 +309,7 @@ class TestWithCSRF:
 
     def test_one_click_post_needs_no_csrf_token_but_a_plain_post_does(self, client, make_member):
         member = marketing_member(make_member)
-        url = emails.unsubscribe_url(member).replace("http://127.0.0.1:5000", "")
+        url = unsubscribe.unsubscribe_url(member).replace("http://127.0.0.1:5000", "")
         plain = client.post(url)
         assert plain.status_code == 400
         db.session.expire_all()
@@ -323,7 +323,7 @@ class TestWithCSRF:
 
     def test_the_confirm_page_carries_a_csrf_token_that_works(self, client, make_member):
         member = marketing_member(make_member)
-        url = emails.unsubscribe_url(member).replace("http://127.0.0.1:5000", "")
+        url = unsubscribe.unsubscribe_url(member).replace("http://127.0.0.1:5000", "")
         page = client.get(url).get_data(as_text=True)
         token = re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
         assert client.post(url, data={"csrf_token": token}).status_code == 200

@@ -15,7 +15,7 @@ from membership.core.errors import Conflict, ValidationError
 from membership.core.models import AuditLog
 from membership.extensions import db
 from membership.members.models import Member
-from membership.notifications import emails, outbox
+from membership.notifications import emails, outbox, unsubscribe
 from membership.notifications.backends import ConnectionProblem, PermanentError, TemporaryError
 from membership.notifications.models import OutboxMessage
 from tests.conftest import NOW
@@ -142,7 +142,7 @@ def test_marketing_email_honours_the_members_choice(app, make_member):
     row = outbox.enqueue(db.session, template_key="welcome", dedupe_key="m-3", now=NOW, member=keen,
                          category="marketing")
     assert row is not None
-    link = emails.unsubscribe_url(keen)
+    link = unsubscribe.unsubscribe_url(keen)
     assert row.headers["List-Unsubscribe"] == f"<{link}>"
     assert row.headers["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
     assert f"Unsubscribe: {link}" in row.body_text and link in row.body_html
