@@ -27,7 +27,9 @@ def _price(minor: int, currency: str) -> str:
 
 def event_context(session: Session, registration: EventRegistration) -> dict[str, Any]:
     """The event placeholders of an email about `registration` (plain values)."""
-    from membership.events.services import amount_due, format_local, guest_cancel_token
+    from membership.events.dates import format_local
+    from membership.events.dues import amount_due
+    from membership.events.tokens import guest_cancel_token
 
     event = registration.event
     deadline = event.cancellation_deadline or event.starts_at
@@ -120,14 +122,14 @@ def queue_reminder(session: Session, registration: EventRegistration, *, now: da
 
 
 def queue_feedback_request(session: Session, registration: EventRegistration, *, now: datetime):
-    from membership.events.services import feedback_token
+    from membership.events.tokens import feedback_token
     return _queue(session, registration, "event_feedback_request", now=now,
                   extra={"feedback_link": templating.link(f"/events/feedback/{feedback_token(registration)}")})
 
 
 def queue_guest_confirm(session: Session, registration: EventRegistration, *, now: datetime):
     """The confirm-your-address link of a registration made from the public page."""
-    from membership.events.services import guest_confirm_token
+    from membership.events.tokens import guest_confirm_token
     return _queue(session, registration, "event_guest_confirm", now=now,
                   extra={"confirm_link": templating.link(f"/events/confirm/{guest_confirm_token(registration)}"),
                          "link_expires_in": "3 days"})

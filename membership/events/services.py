@@ -41,8 +41,6 @@ from typing import Any
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
-from flask import current_app
-from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 from sqlalchemy import and_, case, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -54,37 +52,21 @@ from membership.core.services import record_activity, record_audit
 from membership.engagement.live import members_changed
 from membership.core.time import as_utc, local_date, tz
 from membership.core.validation import clean_email, clean_text, label_text
+from membership.events.dates import format_local, zone_of as _zone
+from membership.events.tokens import (
+    FEEDBACK_MAX_AGE, FEEDBACK_SALT, GUEST_CANCEL_MAX_AGE, GUEST_CANCEL_SALT, GUEST_CONFIRM_MAX_AGE,
+    GUEST_CONFIRM_SALT, load_token)
 from membership.events.models import (
     LIVE_STATUSES, SEATED_STATUSES, Event, EventFeedback, EventRegistration)
 
 E = Event.__table__
 R_T = EventRegistration.__table__
-GUEST_CONFIRM_SALT = "samiti.event-guest-confirm.v1"
-GUEST_CONFIRM_MAX_AGE = timedelta(days=3)
-GUEST_CANCEL_SALT = "samiti.event-guest-cancel.v1"
-GUEST_CANCEL_MAX_AGE = timedelta(days=400)  # longer than any registration window
-FEEDBACK_SALT = "samiti.event-feedback.v1"
-FEEDBACK_MAX_AGE = timedelta(days=60)
 # feedback requests go only for events that ended this recently (turning the feature on, or a
 # scheduler down for a while, must not email people about events of months ago)
 FEEDBACK_REQUEST_WINDOW = timedelta(days=14)
 REMINDER_MAX_HOURS = 720
 
 # ---------------------------------------------------------------- helpers
-
-
-def _zone(zone) -> ZoneInfo:
-    if zone is None:
-        return tz()
-    return ZoneInfo(zone) if isinstance(zone, str) else zone
-
-
-def format_local(dt: datetime | None, zone=None, *, pattern: str = "EEEE d MMMM y, HH:mm") -> str:
-    """A moment as the association reads it, e.g. "Tuesday 9 March 2027, 18:30"."""
-    if dt is None:
-        return ""
-    from membership.core import formats
-    return formats.datetime_pattern(as_utc(dt).astimezone(_zone(zone)), pattern)
 
 
 def _opens_text(dt: datetime) -> str:
@@ -721,39 +703,12 @@ def register_guest(session: Session, event: Event, *, name: str, email: str, now
     return registration
 
 
-def _serializer(salt: str) -> URLSafeTimedSerializer:
-    return URLSafeTimedSerializer(current_app.config["SECRET_KEY"], salt=salt)
-
-
-def _load_token(token: str, salt: str, max_age: timedelta, now: datetime | None, what: str) -> dict:
-    try:
-        data, signed_at = _serializer(salt).loads(token, return_timestamp=True)
-    except SignatureExpired:  # pragma: no cover - no max_age is given to itsdangerous
-        raise ValidationError(" ".join(filter(None, [_("This link has expired."), _(what) if what else ""])),
-                              field="token") from None
-    except (BadSignature, ValueError, TypeError):
-        raise ValidationError(_("This link is not valid. Please check that you copied all of it."),
-                              field="token") from None
-    now = now or datetime.now(timezone.utc)
-    if now - as_utc(signed_at) > max_age:
-        raise ValidationError(" ".join(filter(None, [_("This link has expired."), _(what) if what else ""])),
-                              field="token")
-    if not isinstance(data, dict) or not isinstance(data.get("r"), int):
-        raise ValidationError(_("This link is not valid. Please check that you copied all of it."), field="token")
-    return data
-
-
-def guest_confirm_token(registration: EventRegistration) -> str:
-    """The signed token of the guest's confirmation link (expires in 3 days)."""
-    return _serializer(GUEST_CONFIRM_SALT).dumps({"r": registration.id, "k": registration.person_key})
-
-
 def confirm_guest(session: Session, token: str, *, now: datetime) -> EventRegistration:
     """The guest's link: pending -> confirmed or waitlisted (as register_member). Raises
     ValidationError(_("This link has expired...")) / ("This link is not valid...");
     an already confirmed registration is returned as it is (the link may be clicked twice).
     Conflict when the event can no longer take registrations or is full without a waitlist."""
-    data = _load_token(token, GUEST_CONFIRM_SALT, GUEST_CONFIRM_MAX_AGE, now,
+    data = load_token(token, GUEST_CONFIRM_SALT, GUEST_CONFIRM_MAX_AGE, now,
                        N_("Please register again on the event's page."))
     registration = session.get(EventRegistration, data["r"])
     if registration is None or registration.person_key != data.get("k"):
@@ -952,20 +907,6 @@ def walk_in(session: Session, event: Event, *, now: datetime, actor, member=None
 # ---------------------------------------------------------------- payments
 
 
-def amount_paid(session: Session, registration: EventRegistration) -> int:
-    from membership.plans.models import Payment
-    session.flush()
-    return int(session.scalar(select(func.coalesce(func.sum(Payment.amount_minor), 0))
-                              .where(Payment.registration_id == registration.id)) or 0)
-
-
-def amount_due(session: Session, registration: EventRegistration) -> int:
-    """Price minus payments received (never below 0)."""
-    if registration.status == "cancelled":
-        return 0
-    return max(0, (registration.price_minor or 0) - amount_paid(session, registration))
-
-
 def record_registration_payment(session: Session, registration: EventRegistration, *, amount_minor: int,
                                 method: str, received_at: datetime, reference: str | None, now: datetime,
                                 actor, idempotency_key: str | None = None, note: str | None = None):
@@ -1020,30 +961,20 @@ def submit_feedback(session: Session, registration: EventRegistration, *, rating
     return feedback
 
 
-def guest_cancel_token(registration: EventRegistration) -> str:
-    """Signed token of the cancel link in a guest's emails (a guest has no login)."""
-    return _serializer(GUEST_CANCEL_SALT).dumps({"r": registration.id, "k": registration.person_key})
-
-
 def registration_from_cancel_token(session: Session, token: str, *, now: datetime | None = None
                                    ) -> EventRegistration:
     """The registration a guest's cancel link names; ValidationError when the link is bad."""
-    data = _load_token(token, GUEST_CANCEL_SALT, GUEST_CANCEL_MAX_AGE, now, "")
+    data = load_token(token, GUEST_CANCEL_SALT, GUEST_CANCEL_MAX_AGE, now, "")
     registration = session.get(EventRegistration, data["r"])
     if registration is None or registration.person_key != data.get("k"):
         raise ValidationError(_("This link is not valid. Please check that you copied all of it."), field="token")
     return registration
 
 
-def feedback_token(registration: EventRegistration) -> str:
-    """Signed token for the feedback link in the feedback-request email (valid 60 days)."""
-    return _serializer(FEEDBACK_SALT).dumps({"r": registration.id})
-
-
 def registration_from_feedback_token(session: Session, token: str, *, now: datetime | None = None
                                      ) -> EventRegistration:
     """ValidationError when the token is bad or expired (60 days after it was made)."""
-    data = _load_token(token, FEEDBACK_SALT, FEEDBACK_MAX_AGE, now, N_("Feedback is collected for 60 days."))
+    data = load_token(token, FEEDBACK_SALT, FEEDBACK_MAX_AGE, now, N_("Feedback is collected for 60 days."))
     registration = session.get(EventRegistration, data["r"])
     if registration is None:
         raise ValidationError(_("This link is not valid. Please check that you copied all of it."), field="token")

@@ -22,6 +22,7 @@ from membership.events.forms import ActionForm, FeedbackForm, GuestRegistrationF
 from membership.events.models import SEATED_STATUSES, Event, EventRegistration
 from membership.extensions import db, limiter
 from membership.web import is_safe_next, money
+from membership.events.dues import amount_due
 
 bp = Blueprint("events", __name__, url_prefix="/events")
 
@@ -126,7 +127,7 @@ def _render_event(event: Event, *, guest_form: GuestRegistrationForm | None = No
     if registration is not None:
         position = queries.waitlist_position(db.session, registration)
         if registration.status in SEATED_STATUSES and registration.price_minor:
-            due = services.amount_due(db.session, registration)
+            due = amount_due(db.session, registration)
     if member is None and guest_form is None:
         guest_form = GuestRegistrationForm(formdata=None)
     return render_template(

@@ -62,7 +62,7 @@ def _due_for_term(session: Session, term) -> int:
 
 
 def _due_for_registration(session: Session, registration) -> int:
-    from membership.events.services import amount_due
+    from membership.events.dues import amount_due
     if registration.status not in ("confirmed", "attended"):
         return 0
     return amount_due(session, registration)

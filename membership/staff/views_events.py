@@ -31,6 +31,7 @@ from membership.staff.forms_events import (
     CancelEventForm, EventForm, RegisterGuestForm, RegisterMemberForm, WalkInForm)
 from membership.staff.forms_member_page import PaymentForm, put_error, to_id
 from membership.web import format_when, get_or_404, page_or_last
+from membership.events.dues import amount_due
 
 EVENTS_PER_PAGE = 30
 REGISTRATION_LABELS = {"pending": _l('Awaiting email confirmation'), "confirmed": _l('Confirmed'), "waitlisted": _l('Waitlisted'),
@@ -210,7 +211,7 @@ def render_event_page(event: Event, *, member_form: RegisterMemberForm | None = 
     now = clock.utcnow()
     page = page_or_last(queries.registrations_query(event), per_page=REGISTRATIONS_PER_PAGE)
     regs = page.items
-    due = {r.id: events.amount_due(db.session, r) for r in regs
+    due = {r.id: amount_due(db.session, r) for r in regs
            if r.price_minor and r.status in ("confirmed", "attended", "no_show")}
     finished = event.status == "finished" or (event.status == "published" and clock.as_utc(event.ends_at) <= now)
     return render_template(
@@ -328,7 +329,7 @@ def pay_registration(event_id: int, registration_id: int):
     now = clock.utcnow()
     today = clock.local_today(now)
     form = PaymentForm()
-    due = events.amount_due(db.session, registration)
+    due = amount_due(db.session, registration)
 
     def render(status=200):
         return render_template("staff/events/pay.html", event=event, registration=registration, form=form,
@@ -362,7 +363,7 @@ def pay_registration(event_id: int, registration_id: int):
             return redirect(_event_url(event, "registrations"))
         put_error(form, e, {"amount_minor": "amount", "received_at": "received_on"})
         return render(e.status_code)
-    left = events.amount_due(db.session, registration)
+    left = amount_due(db.session, registration)
     text = _("Payment recorded for %(name)s, receipt %(number)s", name=registration.name, number=row.receipt_number)
     text += _("; %(amount)s %(currency)s still to pay.", amount=format_minor(left), currency=registration.currency) \
         if left else _("; paid in full.")
@@ -399,7 +400,7 @@ def _early_unconfirmed(event: Event) -> bool:
 
 
 def _still_to_pay(registration: EventRegistration) -> str:
-    due = events.amount_due(db.session, registration)
+    due = amount_due(db.session, registration)
     return " " + _("%(amount)s %(currency)s still to pay.", amount=format_minor(due),
                    currency=registration.currency) if due else ""
 

@@ -18,6 +18,7 @@ from membership.extensions import db
 from membership.notifications.models import OutboxMessage
 from membership.web import money
 from tests.conftest import login
+from membership.events.tokens import feedback_token, guest_confirm_token
 
 INSTRUCTIONS = "Pay to Sonali Bank account 0123456789, quoting the event."
 
@@ -358,7 +359,7 @@ def test_an_expired_confirmation_link_says_so(client, make_event, monkeypatch):
     db.session.commit()
     client.post(f"/events/{event.id}/register", data={"name": "Karim Uddin", "email": "karim@example.org"})
     [reg] = registrations_of(event)
-    token = services.guest_confirm_token(reg)
+    token = guest_confirm_token(reg)
     later = utcnow() + timedelta(days=4)
     import time as time_module
 
@@ -489,7 +490,7 @@ def attended(make_event, make_current_member):
     reg.status = "attended"
     reg.checked_in_at = event.starts_at
     db.session.commit()
-    return reg, services.feedback_token(reg)
+    return reg, feedback_token(reg)
 
 
 def test_feedback_is_given_once(client, attended):

@@ -16,6 +16,7 @@ from membership.events.models import Event, EventRegistration
 from membership.extensions import db
 from membership.plans.models import Payment
 from tests.conftest import login
+from membership.events.dues import amount_due
 
 
 def text_of(response) -> str:
@@ -370,7 +371,7 @@ def test_record_a_payment_and_a_double_submit_records_one(staff_client, paid_eve
     assert "already recorded" in text_of(second)
     payments = db.session.scalars(select(Payment).where(Payment.registration_id == guest_registration.id)).all()
     assert len(payments) == 1 and payments[0].amount_minor == 15000 and payments[0].reference == "slip 7"
-    assert events.amount_due(db.session, guest_registration) == 5000
+    assert amount_due(db.session, guest_registration) == 5000
     audit = db.session.scalars(select(AuditLog).where(AuditLog.action == "payment.record")).one()
     assert audit.actor_id is not None and audit.entity_id == payments[0].id
     table = section(staff_client.get(f"/staff/events/{paid_event.id}"), "registrations")

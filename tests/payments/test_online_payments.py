@@ -17,6 +17,7 @@ from membership.plans.models import Membership, Payment
 from membership.plans.services import PaymentInput, join, pay_term
 from membership.plans.status import status_on
 from tests.conftest import NOW, login
+from membership.events.dues import amount_due
 
 
 @pytest.fixture
@@ -296,7 +297,7 @@ def test_event_registration_paid_online(client, me, fake_stripe):
     db.session.flush()
     registration = events.register_member(db.session, event, member, now=now, actor=None, email=False)
     db.session.commit()
-    due = events.amount_due(db.session, registration)
+    due = amount_due(db.session, registration)
     assert registration.status == "confirmed" and due > 0
     login(client, user)
     page = client.get("/my/events").get_data(as_text=True)
@@ -308,7 +309,7 @@ def test_event_registration_paid_online(client, me, fake_stripe):
     body, headers = fake_stripe.event(checkout.session_ref)
     assert client.post("/payments/stripe/webhook", data=body, headers=headers).status_code == 200
     db.session.expire_all()
-    assert events.amount_due(db.session, db.session.get(type(registration), registration.id)) == 0
+    assert amount_due(db.session, db.session.get(type(registration), registration.id)) == 0
     [payment] = db.session.scalars(select(Payment).where(Payment.registration_id == registration.id)).all()
     assert payment.method == "online" and payment.reference.startswith("stripe:pi_for_")
     assert f"/payments/pay/registration/{registration.id}" not in client.get("/my/events").get_data(as_text=True)
